@@ -1,0 +1,45 @@
+"""`toolkit bundle`: runs -> submissions/<competition>/<name>/ (upload zip, manifest, references).
+
+The bundle folder appears whole or not at all (built beside, then renamed)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from toolkit.bundle.archive import write_zip
+from toolkit.bundle.manifest import MANIFEST, build_manifest
+from toolkit.bundle.verify import REFERENCE, UPLOAD
+from toolkit.competitions import get_competition
+from toolkit.config.settings import Settings
+from toolkit.engine.rundir import RunDir
+from toolkit.errors import ToolkitError
+from toolkit.fileio import atomic_dir, write_json
+
+
+def default_bundle_name(run: RunDir) -> str:
+    recipe = run.recipe()
+    return recipe.bundle.name or recipe.slug + ("-smoke" if recipe.smoke_applied else "")
+
+
+def bundle_runs(runs: list[RunDir], settings: Settings, name: str | None = None) -> Path:
+    """Write the competition's submission for `runs`; return the bundle folder."""
+    if not runs:
+        raise ToolkitError("bundle: give at least one run folder")
+    for run in runs:
+        if not (run.export_dir / "parity.json").is_file():
+            raise ToolkitError(f"{run.path}: not exported yet; run `toolkit export {run.path}`")
+    competition = get_competition(runs[0].recipe().competition)
+    name = name or default_bundle_name(runs[0])
+    target = settings.submissions_dir / competition.name / name
+    with atomic_dir(target) as out, tempfile.TemporaryDirectory(prefix="bundle-") as tmp:
+        content = Path(tmp)
+        fields = competition.write_bundle(runs, content, out / REFERENCE)
+        manifest = build_manifest(
+            content, competition=competition.name, name=name, upload=UPLOAD, **fields
+        )
+        write_json(content / MANIFEST, manifest)
+        shutil.copyfile(content / MANIFEST, out / MANIFEST)
+        write_zip(content, out / UPLOAD)
+    return target

@@ -1,0 +1,57 @@
+"""The `toolkit` command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from toolkit.cli import data, doctor, pipeline, recipes
+from toolkit.cli.common import setup_logging
+
+app = typer.Typer(
+    name="toolkit",
+    help="Competition toolkit: recipes -> trained runs -> exported models -> verified bundles.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+app.add_typer(recipes.app, name="recipes")
+app.add_typer(data.app, name="data")
+app.command("run")(pipeline.run_cmd)
+app.command("train")(pipeline.train_cmd)
+app.command("export")(pipeline.export_cmd)
+app.command("bundle")(pipeline.bundle_cmd)
+app.command("verify")(pipeline.verify_cmd)
+app.command("doctor")(doctor.doctor_cmd)
+
+PathOpt = Annotated[Path | None, typer.Option(show_default=False)]
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    data_dir: Annotated[Path | None, typer.Option(help="Data root (TOOLKIT_DATA_DIR).")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(help="Caches (TOOLKIT_CACHE_DIR).")] = None,
+    runs_dir: Annotated[Path | None, typer.Option(help="Runs (TOOLKIT_RUNS_DIR).")] = None,
+    submissions_dir: Annotated[
+        Path | None, typer.Option(help="Bundles (TOOLKIT_SUBMISSIONS_DIR).")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda (TOOLKIT_DEVICE).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed (TOOLKIT_SEED).")] = None,
+) -> None:
+    """Global options override TOOLKIT_* environment variables and .env."""
+    setup_logging()
+    ctx.obj = {
+        "data_dir": data_dir,
+        "cache_dir": cache_dir,
+        "runs_dir": runs_dir,
+        "submissions_dir": submissions_dir,
+        "device": device,
+        "seed": seed,
+    }
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,158 @@
+"""`toolkit run|train|export|bundle|verify`: the pipeline, whole or one step at a time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from toolkit.cli.common import cli_errors, command_line, console, settings_from
+from toolkit.config.recipes import resolve_recipe
+from toolkit.config.settings import Settings
+from toolkit.engine.rundir import RunDir, latest_resumable
+from toolkit.errors import ToolkitError, TrainingError, VerifyError
+
+RecipeArg = Annotated[str, typer.Argument(help="Recipe name (eeg2025/c1-baseline) or YAML path.")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override any recipe key: a.b=value (repeatable, applied last)."),
+]
+SmokeOpt = Annotated[
+    bool, typer.Option("--smoke", help="Apply the recipe's smoke block: tiny synthetic data.")
+]
+ResumeOpt = Annotated[
+    bool, typer.Option("--resume", help="Continue the newest interrupted run of this recipe.")
+]
+
+
+def _train(ctx: typer.Context, name: str, sets: list[str], smoke: bool, resume: bool) -> RunDir:
+    from toolkit.engine.train import train
+
+    settings = settings_from(ctx)
+    recipe = resolve_recipe(name, smoke=smoke, overrides=sets, recipes_dir=settings.recipes_dir)
+    previous = None
+    if resume:
+        previous = latest_resumable(settings.runs_dir, recipe.name, smoke)
+        if previous is None:
+            raise TrainingError(
+                f"nothing to resume: no interrupted run of {recipe.name} under {settings.runs_dir}"
+            )
+        if sets:
+            raise TrainingError("--resume continues with the run's saved recipe; drop --set")
+        console.print(f"resuming [bold]{previous.path}[/]")
+    command = command_line("run", recipe.name, sets=sets, flags={"smoke": smoke})
+    run = train(recipe, settings, command=command, resume=previous, console=console)
+    metrics = run.metrics()
+    metric = metrics["metric"]
+    console.print(
+        f"trained [bold]{run.path}[/]: val {metric} {metrics[f'val_{metric}']:.4f} "
+        f"after {metrics['epochs_completed']} epochs ({metrics['stopped_by']})"
+    )
+    return run
+
+
+def _export(run: RunDir) -> None:
+    from toolkit.export.run import export_parity, export_run
+
+    export_run(run)
+    for fmt, result in export_parity(run).items():
+        worst = max(result["max_abs_error"].values())
+        console.print(f"exported {fmt}: {run.export_dir / result['file']} (max error {worst:.1e})")
+
+
+def _bundle(runs: list[RunDir], settings: Settings, name: str | None) -> Path:
+    from toolkit.bundle.build import bundle_runs
+
+    path = bundle_runs(runs, settings, name)
+    console.print(f"bundle [bold]{path}[/]")
+    return path
+
+
+def _verify(bundle: Path, device: str) -> bool:
+    from toolkit.bundle.verify import verify_bundle
+
+    report = verify_bundle(bundle, device=device)
+    table = Table(show_header=False, box=None)
+    for check in report.checks:
+        mark = "[green]✓[/]" if check.passed else "[red]✗[/]"
+        table.add_row(mark, check.name, check.detail)
+    console.print(table)
+    if not report.ok:
+        failure = report.first_failure
+        raise VerifyError(f"{report.bundle}: verify failed: {failure.name}: {failure.detail}")
+    console.print(f"[green]verified[/] {report.bundle}")
+    return True
+
+
+def _run_dir(path: Path) -> RunDir:
+    run = RunDir(path.expanduser().resolve())
+    if not run.recipe_file.is_file():
+        raise ToolkitError(f"{path}: not a run folder (no recipe.yaml)")
+    return run
+
+
+def run_cmd(
+    ctx: typer.Context,
+    name: RecipeArg,
+    set_: SetOpt = None,
+    smoke: SmokeOpt = False,
+    resume: ResumeOpt = False,
+    device: Annotated[str, typer.Option(help="Device for verify: cpu or cuda.")] = "cpu",
+) -> None:
+    """Train -> export -> bundle -> verify, and print the bundle, score and verify result."""
+    with cli_errors():
+        settings = settings_from(ctx)
+        run = _train(ctx, name, set_ or [], smoke, resume)
+        _export(run)
+        bundle = _bundle([run], settings, None)
+        _verify(bundle, device)
+        metrics = run.metrics()
+        metric = metrics["metric"]
+        baselines = ", ".join(f"{k} {v:.4f}" for k, v in metrics.get("baselines", {}).items())
+        console.print(
+            f"\n[bold]bundle[/]  {bundle / 'submission.zip'}\n"
+            f"[bold]score[/]   validation {metric} {metrics[f'val_{metric}']:.4f}"
+            + (f" (baseline: {baselines})" if baselines else "")
+            + "\n[bold]verify[/]  [green]passed[/]"
+        )
+
+
+def train_cmd(
+    ctx: typer.Context,
+    name: RecipeArg,
+    set_: SetOpt = None,
+    smoke: SmokeOpt = False,
+    resume: ResumeOpt = False,
+) -> None:
+    """Train a recipe into runs/<recipe>/<run-id>/ (checkpoints, history, metrics)."""
+    with cli_errors():
+        _train(ctx, name, set_ or [], smoke, resume)
+
+
+def export_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder written by `toolkit train`.")],
+) -> None:
+    """Export a run's best model (TorchScript, ONNX) and check it against the eager model."""
+    with cli_errors():
+        _export(_run_dir(run_dir))
+
+
+def bundle_cmd(
+    ctx: typer.Context,
+    run_dirs: Annotated[list[Path], typer.Argument(help="Exported run folder(s).")],
+    name: Annotated[str | None, typer.Option(help="Bundle name (default: recipe name).")] = None,
+) -> None:
+    """Write the competition's submission for exported run(s) under submissions/."""
+    with cli_errors():
+        _bundle([_run_dir(p) for p in run_dirs], settings_from(ctx), name)
+
+
+def verify_cmd(
+    bundle: Annotated[Path, typer.Argument(help="A bundle folder or its submission.zip.")],
+    device: Annotated[str, typer.Option(help="Device to call the models on: cpu or cuda.")] = "cpu",
+) -> None:
+    """Check a bundle offline, without the toolkit, the way the competition's harness calls it."""
+    with cli_errors():
+        _verify(bundle, device)

@@ -1,0 +1,56 @@
+"""NeurIPS 2025 EEG Foundation Challenge (HBN-EEG): Challenge 1, response time from EEG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from toolkit.competitions import register
+from toolkit.competitions.eeg2025.config import EEG2025Data
+from toolkit.competitions.eeg2025.models import nrmse
+from toolkit.competitions.protocol import Metric
+
+
+class EEG2025:
+    """The eeg2025 competition (see COMPETITIONS.md, section 1)."""
+
+    name = "eeg2025"
+    data_config = EEG2025Data
+    metric = Metric("nrmse", "min", nrmse)
+    # The harness runs torch 2.2.2 with braindecode and mne, but bundles must not need them.
+    unavailable_modules = ("braindecode", "lightning", "pytorch_lightning", "onnxruntime")
+
+    def synthesize(self, root: Path, *, subjects: int, seed: int, **kwargs: Any) -> Path:
+        from toolkit.competitions.eeg2025.synth import write_synthetic_bids
+
+        return write_synthetic_bids(root, subjects=subjects, seed=seed, **kwargs)
+
+    def build_datamodule(self, recipe, settings):
+        from toolkit.competitions.eeg2025.datamodule import EEG2025DataModule
+
+        seed = recipe.train.seed if recipe.train.seed is not None else settings.seed
+        return EEG2025DataModule(recipe.data, recipe.train.batch_size, settings, seed)
+
+    def build_model(self, recipe, stats: dict[str, Any]) -> nn.Module:
+        from toolkit.competitions.eeg2025.models import HarnessModel, build_backbone
+
+        backbone = build_backbone(recipe.model.name, recipe.model.kwargs, stats["n_times"])
+        return HarnessModel(backbone, stats["target_mean"], stats["target_std"])
+
+    def build_loss(self, recipe) -> nn.Module:
+        return nn.MSELoss()
+
+    def write_bundle(self, runs, content: Path, reference: Path) -> dict[str, Any]:
+        from toolkit.competitions.eeg2025.submission import write_eeg2025_bundle
+
+        return write_eeg2025_bundle(runs, content, reference)
+
+    def verify_bundle(self, content: Path, reference: Path, sandbox, device: str):
+        from toolkit.competitions.eeg2025.submission import verify_eeg2025_bundle
+
+        return verify_eeg2025_bundle(content, reference, sandbox, device)
+
+
+register(EEG2025())

@@ -1,0 +1,47 @@
+"""The `data:` section of eeg2025 recipes."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from toolkit.config.schema import StrictModel
+
+N_CHANS = 129
+SFREQ = 100
+CHANNEL_NAMES = [f"E{i}" for i in range(1, 129)] + ["Cz"]
+C2_TARGETS = ("externalizing", "p_factor", "attention", "internalizing")
+
+
+class SyntheticConfig(StrictModel):
+    """Size of the synthetic BIDS tree made when `source: synthetic`."""
+
+    subjects: int = Field(12, ge=2)
+    runs: int = Field(1, ge=1, le=3)
+    trials_per_run: int = Field(30, ge=4)
+    seed: int = 0
+
+
+class WindowConfig(StrictModel):
+    """Challenge 1 windows: stimulus + shift to stimulus + shift + length (seconds)."""
+
+    shift_after_stimulus: float = 0.5
+    length: float = 2.0
+
+
+class EEG2025Data(StrictModel):
+    """Where the HBN-EEG BIDS tree is and which subjects and windows to use."""
+
+    source: str = Field(
+        "synthetic",
+        description="a BIDS root: local path (relative to TOOLKIT_DATA_DIR), s3://..., or synthetic",
+    )
+    challenge: Literal[1] = 1
+    task: str = "contrastChangeDetection"
+    releases: list[str] = Field(default_factory=list)
+    max_subjects: int | None = Field(None, ge=2)
+    val_fraction: float = Field(0.2, gt=0, lt=1)
+    window: WindowConfig = Field(default_factory=WindowConfig)
+    c2_target: Literal["externalizing", "p_factor", "attention", "internalizing"] = "externalizing"
+    synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)

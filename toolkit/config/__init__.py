@@ -1,0 +1,1 @@
+"""Settings (environment, .env) and recipes (YAML strategies)."""

@@ -1,0 +1,100 @@
+"""The recipe schema shared by every competition; `data` is validated by the competition's model."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from toolkit.config.durations import Duration
+
+
+class StrictModel(BaseModel):
+    """A model that rejects unknown keys (typos in recipes are errors, not silent defaults)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class StageMeta(StrictModel):
+    """Where the recipe sits in the competition's submission plan."""
+
+    number: int | None = None
+    description: str = ""
+    expected_score: float | None = None
+
+
+class ModelConfig(StrictModel):
+    """A model chosen by name, with keyword arguments passed to its constructor."""
+
+    name: str
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+class TrainConfig(StrictModel):
+    """Optimisation, stopping and checkpointing."""
+
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
+    scheduler: Literal["none", "cosine"] = "cosine"
+    precision: Literal["32-true", "16-mixed", "bf16-mixed", "64-true"] = "32-true"
+    gradient_clip_val: float | None = Field(None, gt=0)
+    accumulate_grad_batches: int = Field(1, ge=1)
+    early_stopping_patience: int | None = Field(None, ge=1)
+    val_every_n_epochs: int = Field(1, ge=1)
+    time_budget: Duration | None = None
+    checkpoint_every: Duration | None = None
+    seed: int | None = None
+    deterministic: bool = True
+
+    @property
+    def time_budget_seconds(self) -> float | None:
+        return None if self.time_budget is None else self.time_budget.total_seconds()
+
+    @property
+    def checkpoint_interval(self) -> timedelta | None:
+        return self.checkpoint_every
+
+
+class ExportConfig(StrictModel):
+    """Which formats to write and how close they must stay to the eager model."""
+
+    formats: list[Literal["onnx", "torchscript"]] = Field(
+        default_factory=lambda: ["onnx", "torchscript"]
+    )
+    reference_batch: int = Field(8, ge=1)
+    atol: float = Field(1e-4, gt=0)
+    rtol: float = Field(1e-3, ge=0)
+
+
+class BundleConfig(StrictModel):
+    """Where the bundle lands: submissions/<competition>/<name>/."""
+
+    name: str | None = None
+
+
+DataT = TypeVar("DataT", bound=BaseModel)
+
+
+class Recipe(StrictModel, Generic[DataT]):
+    """One submission-stage strategy of one competition."""
+
+    competition: str
+    name: str = ""
+    description: str = ""
+    stage: StageMeta = Field(default_factory=StageMeta)
+    data: DataT
+    model: ModelConfig
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
+    bundle: BundleConfig = Field(default_factory=BundleConfig)
+    smoke: dict[str, Any] = Field(default_factory=dict)
+    smoke_applied: bool = False
+
+    @property
+    def slug(self) -> str:
+        """The recipe's name as a single path component (eeg2025/c1-baseline -> c1-baseline)."""
+        return self.name.split("/")[-1] if self.name else "recipe"

@@ -1,0 +1,1 @@
+"""Training on Lightning: run folders, the generic task module, callbacks, the train entry point."""
