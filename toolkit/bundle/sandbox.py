@@ -10,7 +10,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-GUARD = '''
+GUARD = """
 import importlib.abc, socket, sys
 
 BLOCKED = {blocked!r}
@@ -35,7 +35,7 @@ class _Blocked(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, _Blocked())
 for _name in [m for m in sys.modules if m.split(".")[0] in BLOCKED]:
     del sys.modules[_name]
-'''
+"""
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,9 @@ class Sandbox:
     python: str = sys.executable
     timeout: float = 600.0
 
-    def run(self, script: Path, args: list[str], env: dict[str, str] | None = None) -> SandboxResult:
+    def run(
+        self, script: Path, args: list[str], env: dict[str, str] | None = None
+    ) -> SandboxResult:
         """Run `script` with `args` in an empty temporary working folder."""
         with tempfile.TemporaryDirectory(prefix="toolkit-sandbox-") as tmp:
             runner = Path(tmp) / "_sandbox_runner.py"

@@ -56,7 +56,9 @@ def integrity_checks(content: Path, names: list[str]) -> tuple[list[Check], dict
         Check(
             "flat zip",
             top is None,
-            "files at the top level" if top is None else f"everything is inside folder {top}/: "
+            "files at the top level"
+            if top is None
+            else f"everything is inside folder {top}/: "
             "the harness needs submission.py at the top of the zip",
         )
     )

@@ -13,15 +13,25 @@ from rich.logging import RichHandler
 
 from toolkit.config.settings import Settings, get_settings
 from toolkit.errors import ToolkitError
+from toolkit.logs import quiet_libraries
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+
+def _console(stderr: bool = False) -> Console:
+    probe = Console(stderr=stderr)
+    # Logs and CI output: no wrapping of long paths at 80 columns.
+    width = None if probe.is_terminal else 160
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
+
+
+console = _console()
+err_console = _console(stderr=True)
 
 
 def setup_logging() -> None:
     """Warnings from the toolkit (skipped files, fallbacks) go to stderr, one line each."""
     handler = RichHandler(console=err_console, show_time=False, show_path=False)
     logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(message)s", force=True)
+    quiet_libraries()
 
 
 def settings_from(ctx: typer.Context) -> Settings:

@@ -39,7 +39,7 @@ def parse_duration(value: object) -> timedelta:
 
 def format_duration(value: timedelta) -> str:
     """Format a timedelta the way recipes write it (e.g. '1h30m', '45s')."""
-    total = int(round(value.total_seconds()))
+    total = round(value.total_seconds())
     hours, rest = divmod(total, 3600)
     minutes, seconds = divmod(rest, 60)
     text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")

@@ -205,9 +205,7 @@ def _fields_at(model: type[BaseModel], path: list[str]) -> list[str]:
     return list(model.model_fields)
 
 
-def validate_recipe(
-    data: dict[str, Any], origins: dict[str, str], fallback: str
-) -> Recipe:
+def validate_recipe(data: dict[str, Any], origins: dict[str, str], fallback: str) -> Recipe:
     """Validate merged recipe data against the core schema and the competition's data model."""
     from toolkit.competitions import get_competition  # local: the registry imports competitions
 
@@ -243,7 +241,9 @@ def resolve_recipe(
         if not block:
             raise RecipeError(f"{entry.path}: this recipe has no `smoke:` block to apply")
         smoke_origins: dict[str, str] = {}
-        data = _merge(data, block, f"{origins.get('smoke', entry.path)} (smoke block)", smoke_origins)
+        data = _merge(
+            data, block, f"{origins.get('smoke', entry.path)} (smoke block)", smoke_origins
+        )
         origins.update(smoke_origins)
         data["smoke_applied"] = True
     for text in overrides:

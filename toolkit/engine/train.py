@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import logging
 import time
-import warnings
 from typing import Any
 
 import lightning as L
@@ -21,21 +19,7 @@ from toolkit.engine.module import TaskModule
 from toolkit.engine.rundir import RunDir, new_run_dir
 from toolkit.errors import TrainingInterrupted
 from toolkit.fileio import write_json, write_npy
-
-
-def quiet_lightning() -> None:
-    """Silence Lightning's banner lines and hints that do not apply to our runs."""
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    for pattern in (
-        ".*does not have many workers.*",
-        ".*The number of training batches.*",
-        ".*LeafSpec.*",
-        ".*Checkpoint directory.*exists and is not empty.*",
-        ".*You're resuming from a checkpoint that ended before the epoch ended.*",
-        ".*isinstance.*treespec.*",
-    ):
-        warnings.filterwarnings("ignore", message=pattern)
+from toolkit.logs import quiet_libraries
 
 
 def _precision(requested: str, accelerator: str) -> str:
@@ -53,7 +37,7 @@ def train(
 ) -> RunDir:
     """Train `recipe` (or continue `resume`) and return its run folder with metrics.json."""
     console = console or Console()
-    quiet_lightning()
+    quiet_libraries()
     competition = get_competition(recipe.competition)
     run = resume or new_run_dir(settings.runs_dir, recipe)
     if resume is None:
@@ -148,7 +132,9 @@ def train(
             f"{run.last_checkpoint}; continue with: toolkit run {recipe.name}{smoke} --resume"
         )
 
-    timer = next(cb for cb in trainer.callbacks if isinstance(cb, Timer)) if cfg.time_budget else None
+    timer = (
+        next(cb for cb in trainer.callbacks if isinstance(cb, Timer)) if cfg.time_budget else None
+    )
     if timer is not None and (timer.time_remaining("train") or 0) <= 0:
         reason = "time budget"
     elif early is not None and early.stopped_epoch > 0:

@@ -15,7 +15,7 @@ import mne
 import numpy as np
 import pandas as pd
 
-from toolkit.competitions.eeg2025.config import CHANNEL_NAMES, SFREQ, C2_TARGETS
+from toolkit.competitions.eeg2025.config import C2_TARGETS, CHANNEL_NAMES, SFREQ
 
 TASKS = (
     "RestingState", "DespicableMe", "FunwithFractals", "ThePresent", "DiaryOfAWimpyKid",
@@ -76,7 +76,9 @@ def _events(run: int, trials: int, rng: np.random.Generator) -> tuple[pd.DataFra
         rows.append(("contrastTrial_start", t, "n/a"))
         wait = float(rng.choice([2.8, 4.4, 6.0], p=[0.6, 0.3, 0.1]))
         if rng.random() < 0.05:  # a press with no target before it
-            rows.append((f"{rng.choice(['left', 'right'])}_buttonPress", t + wait / 2, "non_target"))
+            rows.append(
+                (f"{rng.choice(['left', 'right'])}_buttonPress", t + wait / 2, "non_target")
+            )
         side = str(rng.choice(["left", "right"]))
         target = t + wait
         rows.append((f"{side}_target", target, "n/a"))
@@ -103,7 +105,7 @@ def _events(run: int, trials: int, rng: np.random.Generator) -> tuple[pd.DataFra
 
 def _signal(events: pd.DataFrame, duration: float, rng: np.random.Generator) -> np.ndarray:
     """EEG in volts (129 x samples): noise, alpha, and a deflection at every button press."""
-    n = int(round(duration * SFREQ))
+    n = round(duration * SFREQ)
     t = np.arange(n) / SFREQ
     data = rng.normal(0, NOISE_V, (len(CHANNEL_NAMES), n))
     alpha = np.sin(2 * np.pi * rng.uniform(8, 12) * t + rng.uniform(0, 6.28))

@@ -31,8 +31,8 @@ class Windows:
 def _recording_windows(rec: Recording, window: WindowConfig) -> tuple[np.ndarray, np.ndarray]:
     raw = read_raw(rec.eeg)
     trials = c1_trials(read_events(rec.events))
-    start = int(round(window.shift_after_stimulus * SFREQ))
-    size = int(round(window.length * SFREQ))
+    start = round(window.shift_after_stimulus * SFREQ)
+    size = round(window.length * SFREQ)
     stim = np.round(trials["stimulus_onset"].to_numpy(float) * SFREQ).astype(int)
     inside = (stim + start >= 0) & (stim + start + size <= raw.n_times)
     trials, stim = trials[inside], stim[inside]
