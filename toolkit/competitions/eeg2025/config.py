@@ -35,7 +35,7 @@ class EEG2025Data(StrictModel):
 
     source: str = Field(
         "synthetic",
-        description="a BIDS root: local path (relative to TOOLKIT_DATA_DIR), s3://..., or synthetic",
+        description="a BIDS root: local path (under TOOLKIT_DATA_DIR), s3://..., or synthetic",
     )
     challenge: Literal[1] = 1
     task: str = "contrastChangeDetection"
