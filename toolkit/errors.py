@@ -32,4 +32,6 @@ class ExportError(ToolkitError):
 
 
 class VerifyError(ToolkitError):
-    """A bundle failed verification."""
+    """A bundle failed verification (exit 1: the bundle, not the command, is wrong)."""
+
+    exit_code = 1

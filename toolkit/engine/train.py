@@ -121,6 +121,9 @@ def train(
     stop.install()
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    except Exception as exc:
+        run.set_status("failed", error=f"{type(exc).__name__}: {exc}")
+        raise
     finally:
         stop.restore()
     if stop.received is not None:

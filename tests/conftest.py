@@ -1,0 +1,71 @@
+"""Shared fixtures: isolated toolkit folders, the real CLI, and one smoke run per recipe."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from toolkit.cli.main import app
+
+DATA = Path(__file__).parent / "data"
+REAL_METADATA = DATA / "hbn-r1-metadata"
+
+
+class Toolkit:
+    """Runs `toolkit ...` through Typer's runner with TOOLKIT_* folders under one root."""
+
+    def __init__(self, root: Path, cache: Path):
+        self.root = root
+        self.env = {
+            "TOOLKIT_DATA_DIR": str(root / "data"),
+            "TOOLKIT_CACHE_DIR": str(cache),
+            "TOOLKIT_RUNS_DIR": str(root / "runs"),
+            "TOOLKIT_SUBMISSIONS_DIR": str(root / "submissions"),
+            "TOOLKIT_DEVICE": "cpu",
+            "TOOLKIT_SEED": "7",
+        }
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str) -> Result:
+        old = Path.cwd()
+        os.chdir(self.root)
+        try:
+            return self.runner.invoke(app, list(args), env=self.env, catch_exceptions=False)
+        finally:
+            os.chdir(old)
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache for the session, so synthetic data is written once."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture
+def toolkit(tmp_path: Path, shared_cache: Path) -> Toolkit:
+    return Toolkit(tmp_path, shared_cache)
+
+
+@pytest.fixture(scope="session")
+def smoke_runs(tmp_path_factory: pytest.TempPathFactory, shared_cache: Path):
+    """`toolkit run NAME --smoke` once per recipe, memoised: name -> (result, root)."""
+    done: dict[str, tuple[Result, Path]] = {}
+
+    def run(name: str) -> tuple[Result, Path]:
+        if name not in done:
+            root = tmp_path_factory.mktemp(name.replace("/", "-"))
+            done[name] = (Toolkit(root, shared_cache)("run", name, "--smoke"), root)
+        return done[name]
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def c1_bundle(smoke_runs) -> Path:
+    """The verified smoke bundle of eeg2025/c1-baseline."""
+    result, root = smoke_runs("eeg2025/c1-baseline")
+    assert result.exit_code == 0, result.output
+    return root / "submissions" / "eeg2025" / "c1-baseline-smoke"

@@ -1,0 +1,139 @@
+"""verify: a good bundle passes; tampered, wrapped or network-needing bundles fail clearly.
+The bundle is also loaded the way the harness does, in a subprocess with only torch."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from toolkit.bundle.manifest import sha256
+
+pytestmark = pytest.mark.slow
+
+
+def _rewrite(bundle: Path, tmp: Path, edit) -> Path:
+    """Copy a bundle, let `edit` change its unpacked files, zip it again."""
+    copy = tmp / "bundle"
+    shutil.copytree(bundle, copy)
+    content = tmp / "content"
+    with zipfile.ZipFile(copy / "submission.zip") as zf:
+        zf.extractall(content)
+    edit(content)
+    (copy / "submission.zip").unlink()
+    with zipfile.ZipFile(copy / "submission.zip", "w") as zf:
+        for path in sorted(content.rglob("*")):
+            if path.is_file():
+                zf.write(path, path.relative_to(content).as_posix())
+    return copy
+
+
+def test_good_bundle_verifies(toolkit, c1_bundle):
+    result = toolkit("verify", str(c1_bundle))
+    assert result.exit_code == 0, result.output
+    assert "verified" in result.output
+    assert "harness call (offline, without the toolkit)" in result.output
+
+
+def test_tampered_weights_fail_with_hash_mismatch(toolkit, c1_bundle, tmp_path):
+    def tamper(content: Path) -> None:
+        with (content / "weights_challenge_1.pt").open("ab") as fh:
+            fh.write(b"\0")
+
+    bad = _rewrite(c1_bundle, tmp_path, tamper)
+    result = toolkit("verify", str(bad))
+    assert result.exit_code == 1
+    assert "weights_challenge_1.pt changed (sha256 mismatch)" in result.output
+
+
+def test_zip_with_a_top_level_folder_fails(toolkit, c1_bundle, tmp_path):
+    def wrap(content: Path) -> None:
+        inner = content / "submission"
+        inner.mkdir()
+        for path in list(content.iterdir()):
+            if path != inner:
+                shutil.move(path, inner / path.name)
+
+    bad = _rewrite(c1_bundle, tmp_path, wrap)
+    result = toolkit("verify", str(bad / "submission.zip"))
+    assert result.exit_code == 1
+    assert "everything is inside folder submission/" in result.output
+
+
+def test_loader_that_needs_the_network_fails(toolkit, c1_bundle, tmp_path):
+    def phone_home(content: Path) -> None:
+        loader = content / "submission.py"
+        loader.write_text(
+            loader.read_text().replace(
+                "    def _load(self, challenge):\n",
+                "    def _load(self, challenge):\n"
+                "        import urllib.request\n"
+                "        urllib.request.urlopen('http://127.0.0.1:9/weights', timeout=2)\n",
+            )
+        )
+        manifest = json.loads((content / "manifest.json").read_text())
+        manifest["files"]["submission.py"] = sha256(loader)  # a consistent manifest
+        (content / "manifest.json").write_text(json.dumps(manifest))
+
+    bad = _rewrite(c1_bundle, tmp_path, phone_home)
+    result = toolkit("verify", str(bad))
+    assert result.exit_code == 1
+    assert "needs the network" in result.output
+
+
+def test_loader_that_imports_the_toolkit_fails(toolkit, c1_bundle, tmp_path):
+    def use_toolkit(content: Path) -> None:
+        loader = content / "submission.py"
+        loader.write_text("import toolkit\n" + loader.read_text())
+        manifest = json.loads((content / "manifest.json").read_text())
+        manifest["files"]["submission.py"] = sha256(loader)
+        (content / "manifest.json").write_text(json.dumps(manifest))
+
+    bad = _rewrite(c1_bundle, tmp_path, use_toolkit)
+    result = toolkit("verify", str(bad))
+    assert result.exit_code == 1
+    assert "No module named 'toolkit'" in result.output
+
+
+def test_harness_contract_in_a_plain_subprocess(c1_bundle, tmp_path):
+    """Unzipped into /app/input-like folder and called from another working directory, with
+    braindecode and the toolkit hidden: returns (B, 1) float32 for both challenges."""
+    app = tmp_path / "input"
+    with zipfile.ZipFile(c1_bundle / "submission.zip") as zf:
+        zf.extractall(app)
+    script = f"""
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('toolkit', 'braindecode', 'lightning', 'onnxruntime'):
+            raise ModuleNotFoundError(name)
+sys.meta_path.insert(0, Block())
+sys.path.insert(0, {str(app)!r})
+import torch
+from submission import Submission
+sub = Submission(SFREQ=100, DEVICE='cpu')
+x = torch.zeros(2, 129, 200)
+for get in (sub.get_model_challenge_1, sub.get_model_challenge_2):
+    model = get()
+    model.eval()
+    with torch.inference_mode():
+        y = model(x)
+    assert y.shape == (2, 1) and y.dtype == torch.float32, (y.shape, y.dtype)
+print('ok')
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+def test_missing_bundle_is_one_line(toolkit, tmp_path):
+    result = toolkit("verify", str(tmp_path / "nope"))
+    assert result.exit_code == 1
+    assert "no such bundle folder or zip" in result.output
