@@ -1,0 +1,94 @@
+"""Training engine: SIGTERM -> checkpoint -> --resume, NaN loss, time budget, empty data."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+RECIPE = "eeg2025/c1-baseline"
+
+
+def _only_run(root: Path) -> Path:
+    (run,) = (root / "runs" / "eeg2025" / "c1-baseline").iterdir()
+    return run
+
+
+def test_sigterm_saves_a_checkpoint_and_resume_finishes(toolkit):
+    env = {**os.environ, **toolkit.env}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "toolkit.cli.main", "train", RECIPE, "--smoke",
+         "--set", "train.epochs=6"],
+        cwd=toolkit.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 240
+    history = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        found = list((toolkit.root / "runs").rglob("history.json"))
+        if found and json.loads(found[0].read_text() or "[]"):
+            history = found[0]
+            break
+        time.sleep(0.2)
+    assert history is not None, "training never finished its first epoch"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert f"continue with: toolkit run {RECIPE} --smoke --resume" in err
+    run = _only_run(toolkit.root)
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert json.loads((run / "status.json").read_text())["state"] == "interrupted"
+    assert not list(run.rglob("*.tmp")), "a half-written file was left behind"
+    epochs_before = len(json.loads(history.read_text()))
+    assert epochs_before < 6
+
+    result = toolkit("train", RECIPE, "--smoke", "--resume")
+    assert result.exit_code == 0, result.output
+    assert f"resuming {run}" in result.output.replace("\n", "")
+    assert _only_run(toolkit.root) == run  # continued in place, no new run folder
+    rows = json.loads((run / "history.json").read_text())
+    assert [r["epoch"] for r in rows] == list(range(6))
+    assert json.loads((run / "status.json").read_text())["state"] == "trained"
+    assert json.loads((run / "metrics.json").read_text())["epochs_completed"] == 6
+
+
+def test_nan_loss_stops_with_the_epoch_named(toolkit):
+    result = toolkit(
+        "train",
+        RECIPE,
+        "--smoke",
+        "--set",
+        "train.lr=1e30",
+        "--set",
+        "train.gradient_clip_val=null",
+    )
+    assert result.exit_code == 2
+    assert "loss became nan at epoch 0" in result.output
+    run = _only_run(toolkit.root)
+    assert json.loads((run / "status.json").read_text())["state"] == "failed"
+
+
+def test_time_budget_stops_cleanly_and_interval_checkpoints_are_written(toolkit):
+    result = toolkit(
+        "train", RECIPE, "--smoke", "--set", "train.epochs=500",
+        "--set", "train.time_budget=4s", "--set", "train.checkpoint_every=1s",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    run = _only_run(toolkit.root)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["stopped_by"] == "time budget"
+    assert metrics["epochs_completed"] < 500
+    assert (run / "checkpoints" / "best.ckpt").is_file()
+    assert (run / "checkpoints" / "interval.ckpt").is_file()
+
+
+def test_no_subject_left_after_filtering_is_clear(toolkit):
+    result = toolkit("train", RECIPE, "--smoke", "--set", "data.releases=[R9]")
+    assert result.exit_code == 2
+    assert "0 subject(s) with usable trials after filtering" in result.output
