@@ -37,7 +37,8 @@ class HistoryWriter(L.Callback):
         self.rows: list[dict[str, Any]] = []
         self._epoch_start = time.monotonic()
 
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # After a resume, the loop state (current_epoch) is restored by now.
         if self.run.history_json.is_file():
             done = trainer.current_epoch
             self.rows = [r for r in read_json(self.run.history_json) if r["epoch"] < done]
@@ -90,8 +91,8 @@ class FiniteLossGuard(L.Callback):
 class GracefulStop(L.Callback):
     """On SIGTERM or Ctrl-C: finish the current batch, save last.ckpt, stop cleanly.
 
-    A second signal while stopping aborts at once. Install the handlers with `install()`
-    before `trainer.fit` (Lightning then leaves SIGTERM to us) and restore them after.
+    A second signal while stopping aborts at once. Call `install()` before `trainer.fit`
+    and `restore()` after it.
     """
 
     def __init__(self, checkpoint: Path):
@@ -108,6 +109,12 @@ class GracefulStop(L.Callback):
     def install(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._previous[sig] = signal.signal(sig, self._handle)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Just before training, Lightning wraps SIGTERM with a handler that exits at the next
+        # batch without a checkpoint (status 0); take the signals back so ours decides.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handle)
 
     def restore(self) -> None:
         for sig, handler in self._previous.items():
