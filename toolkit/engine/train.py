@@ -145,7 +145,7 @@ def train(
     else:
         reason = "max epochs"
 
-    trainer.validate(module, datamodule=datamodule, ckpt_path="best", verbose=False)
+    trainer.validate(module, datamodule=datamodule, ckpt_path=best.best_model_path, verbose=False)
     y_true, y_pred = module.last_val_predictions
     metric = competition.metric
     metrics: dict[str, Any] = {
