@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -55,9 +56,9 @@ def test_missing_data_directory_is_clear(toolkit):
     result = toolkit("train", "eeg2025/c1-baseline")
     assert result.exit_code == 2
     assert "data.source=hbn/cmi_bids_R1: no such folder" in result.output
-    assert not (toolkit.root / "runs" / "eeg2025" / "c1-baseline").exists() or not any(
-        (toolkit.root / "runs" / "eeg2025" / "c1-baseline").rglob("*.ckpt")
-    )
+    (run,) = (toolkit.root / "runs" / "eeg2025" / "c1-baseline").iterdir()
+    assert json.loads((run / "status.json").read_text())["state"] == "failed"
+    assert not list(run.rglob("*.ckpt"))
 
 
 def test_resume_without_an_interrupted_run_is_clear(toolkit):

@@ -33,6 +33,15 @@ def _rewrite(bundle: Path, tmp: Path, edit) -> Path:
     return copy
 
 
+def _edit_loader(content: Path, change) -> None:
+    """Change submission.py and keep the manifest consistent (only the harness call can fail)."""
+    loader = content / "submission.py"
+    loader.write_text(change(loader.read_text()))
+    manifest = json.loads((content / "manifest.json").read_text())
+    manifest["files"]["submission.py"] = sha256(loader)
+    (content / "manifest.json").write_text(json.dumps(manifest))
+
+
 def test_good_bundle_verifies(toolkit, c1_bundle):
     result = toolkit("verify", str(c1_bundle))
     assert result.exit_code == 0, result.output
@@ -67,18 +76,15 @@ def test_zip_with_a_top_level_folder_fails(toolkit, c1_bundle, tmp_path):
 
 def test_loader_that_needs_the_network_fails(toolkit, c1_bundle, tmp_path):
     def phone_home(content: Path) -> None:
-        loader = content / "submission.py"
-        loader.write_text(
-            loader.read_text().replace(
+        _edit_loader(
+            content,
+            lambda text: text.replace(
                 "    def _load(self, challenge):\n",
                 "    def _load(self, challenge):\n"
                 "        import urllib.request\n"
                 "        urllib.request.urlopen('http://127.0.0.1:9/weights', timeout=2)\n",
-            )
+            ),
         )
-        manifest = json.loads((content / "manifest.json").read_text())
-        manifest["files"]["submission.py"] = sha256(loader)  # a consistent manifest
-        (content / "manifest.json").write_text(json.dumps(manifest))
 
     bad = _rewrite(c1_bundle, tmp_path, phone_home)
     result = toolkit("verify", str(bad))
@@ -88,11 +94,7 @@ def test_loader_that_needs_the_network_fails(toolkit, c1_bundle, tmp_path):
 
 def test_loader_that_imports_the_toolkit_fails(toolkit, c1_bundle, tmp_path):
     def use_toolkit(content: Path) -> None:
-        loader = content / "submission.py"
-        loader.write_text("import toolkit\n" + loader.read_text())
-        manifest = json.loads((content / "manifest.json").read_text())
-        manifest["files"]["submission.py"] = sha256(loader)
-        (content / "manifest.json").write_text(json.dumps(manifest))
+        _edit_loader(content, lambda text: "import toolkit\n" + text)
 
     bad = _rewrite(c1_bundle, tmp_path, use_toolkit)
     result = toolkit("verify", str(bad))

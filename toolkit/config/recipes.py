@@ -103,7 +103,7 @@ def _merge(
     out = copy.deepcopy(base)
     for key, value in over.items():
         dotted = f"{prefix}{key}"
-        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "kwargs":
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = _merge(out[key], value, source, origins, dotted + ".")
         else:
             out[key] = copy.deepcopy(value)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -49,14 +48,6 @@ class TrainConfig(StrictModel):
     checkpoint_every: Duration | None = None
     seed: int | None = None
     deterministic: bool = True
-
-    @property
-    def time_budget_seconds(self) -> float | None:
-        return None if self.time_budget is None else self.time_budget.total_seconds()
-
-    @property
-    def checkpoint_interval(self) -> timedelta | None:
-        return self.checkpoint_every
 
 
 class ExportConfig(StrictModel):

@@ -48,9 +48,12 @@ def train(
     seed = cfg.seed if cfg.seed is not None else settings.seed
     L.seed_everything(seed, workers=True, verbose=False)
     run.set_status("training", seed=seed)
-
-    datamodule = competition.build_datamodule(recipe, settings)
-    datamodule.setup("fit")
+    try:
+        datamodule = competition.build_datamodule(recipe, settings)
+        datamodule.setup("fit")
+    except Exception as exc:
+        run.set_status("failed", error=f"{type(exc).__name__}: {exc}")
+        raise
     stats: dict[str, Any] = dict(datamodule.stats)
     write_json(run.stats_file, stats)
     write_npy(run.reference_inputs, datamodule.reference_inputs(recipe.export.reference_batch))
