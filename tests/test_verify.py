@@ -49,57 +49,50 @@ def test_good_bundle_verifies(toolkit, c1_bundle):
     assert "harness call (offline, without the toolkit)" in result.output
 
 
-def test_tampered_weights_fail_with_hash_mismatch(toolkit, c1_bundle, tmp_path):
-    def tamper(content: Path) -> None:
-        with (content / "weights_challenge_1.pt").open("ab") as fh:
-            fh.write(b"\0")
+def _append_byte(content: Path) -> None:
+    with (content / "weights_challenge_1.pt").open("ab") as fh:
+        fh.write(b"\0")
 
-    bad = _rewrite(c1_bundle, tmp_path, tamper)
-    result = toolkit("verify", str(bad))
+
+def _wrap_in_folder(content: Path) -> None:
+    inner = content / "submission"
+    inner.mkdir()
+    for path in list(content.iterdir()):
+        if path != inner:
+            shutil.move(path, inner / path.name)
+
+
+def _phone_home(content: Path) -> None:
+    _edit_loader(
+        content,
+        lambda text: text.replace(
+            "    def _load(self, challenge):\n",
+            "    def _load(self, challenge):\n"
+            "        import urllib.request\n"
+            "        urllib.request.urlopen('http://127.0.0.1:9/weights', timeout=2)\n",
+        ),
+    )
+
+
+def _import_toolkit(content: Path) -> None:
+    _edit_loader(content, lambda text: "import toolkit\n" + text)
+
+
+@pytest.mark.parametrize(
+    ("edit", "target", "message"),
+    [
+        (_append_byte, "", "weights_challenge_1.pt changed (sha256 mismatch)"),
+        (_wrap_in_folder, "submission.zip", "everything is inside folder submission/"),
+        (_phone_home, "", "needs the network"),
+        (_import_toolkit, "", "No module named 'toolkit'"),
+    ],
+    ids=["tampered-weights", "top-level-folder", "needs-network", "imports-toolkit"],
+)
+def test_bad_bundle_fails_verify(toolkit, c1_bundle, tmp_path, edit, target, message):
+    bad = _rewrite(c1_bundle, tmp_path, edit)
+    result = toolkit("verify", str(bad / target) if target else str(bad))
     assert result.exit_code == 1
-    assert "weights_challenge_1.pt changed (sha256 mismatch)" in result.output
-
-
-def test_zip_with_a_top_level_folder_fails(toolkit, c1_bundle, tmp_path):
-    def wrap(content: Path) -> None:
-        inner = content / "submission"
-        inner.mkdir()
-        for path in list(content.iterdir()):
-            if path != inner:
-                shutil.move(path, inner / path.name)
-
-    bad = _rewrite(c1_bundle, tmp_path, wrap)
-    result = toolkit("verify", str(bad / "submission.zip"))
-    assert result.exit_code == 1
-    assert "everything is inside folder submission/" in result.output
-
-
-def test_loader_that_needs_the_network_fails(toolkit, c1_bundle, tmp_path):
-    def phone_home(content: Path) -> None:
-        _edit_loader(
-            content,
-            lambda text: text.replace(
-                "    def _load(self, challenge):\n",
-                "    def _load(self, challenge):\n"
-                "        import urllib.request\n"
-                "        urllib.request.urlopen('http://127.0.0.1:9/weights', timeout=2)\n",
-            ),
-        )
-
-    bad = _rewrite(c1_bundle, tmp_path, phone_home)
-    result = toolkit("verify", str(bad))
-    assert result.exit_code == 1
-    assert "needs the network" in result.output
-
-
-def test_loader_that_imports_the_toolkit_fails(toolkit, c1_bundle, tmp_path):
-    def use_toolkit(content: Path) -> None:
-        _edit_loader(content, lambda text: "import toolkit\n" + text)
-
-    bad = _rewrite(c1_bundle, tmp_path, use_toolkit)
-    result = toolkit("verify", str(bad))
-    assert result.exit_code == 1
-    assert "No module named 'toolkit'" in result.output
+    assert message in result.output
 
 
 def test_harness_contract_in_a_plain_subprocess(c1_bundle, tmp_path):

@@ -10,11 +10,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from toolkit.bundle.manifest import MANIFEST
 from toolkit.bundle.sandbox import Sandbox
 from toolkit.competitions.eeg2025.models import ConstantModel
 from toolkit.competitions.protocol import Check
 from toolkit.engine.rundir import RunDir
 from toolkit.errors import ToolkitError
+from toolkit.export.run import export_parity
+from toolkit.fileio import read_json
 
 HERE = Path(__file__).resolve().parent
 LOADER = HERE / "loader_template.py"
@@ -28,7 +31,7 @@ def _run_summary(run: RunDir) -> dict[str, Any]:
         "recipe": recipe.name,
         "run": str(run.path),
         "metrics": run.metrics(),
-        "parity": json.loads((run.export_dir / "parity.json").read_text()),
+        "parity": export_parity(run),
     }
 
 
@@ -84,7 +87,7 @@ def verify_eeg2025_bundle(
     inputs = reference / "inputs.npy"
     if not inputs.is_file():
         return [Check("reference", False, f"no {inputs} beside the bundle to call the model on")]
-    manifest = json.loads((content / "manifest.json").read_text())
+    manifest = read_json(content / MANIFEST)
     tol = manifest.get("tolerance", {"atol": 1e-4, "rtol": 1e-3})
     out = content.parent / f"{content.name}-outputs.npz"
     result = sandbox.run(HARNESS, [str(content), str(inputs), str(out), device])
