@@ -20,7 +20,7 @@ from toolkit.fileio import atomic_dir, write_json
 
 def default_bundle_name(run: RunDir) -> str:
     recipe = run.recipe()
-    return recipe.bundle.name or recipe.slug + ("-smoke" if recipe.smoke_applied else "")
+    return (recipe.bundle.name or recipe.slug) + ("-smoke" if recipe.smoke_applied else "")
 
 
 def bundle_runs(runs: list[RunDir], settings: Settings, name: str | None = None) -> Path:

@@ -22,7 +22,9 @@ app.add_typer(data.app, name="data")
 app.command("run")(pipeline.run_cmd)
 app.command("train")(pipeline.train_cmd)
 app.command("export")(pipeline.export_cmd)
-app.command("bundle")(pipeline.bundle_cmd)
+app.command(
+    "bundle", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)(pipeline.bundle_cmd)
 app.command("verify")(pipeline.verify_cmd)
 app.command("doctor")(doctor.doctor_cmd)
 

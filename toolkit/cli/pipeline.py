@@ -32,6 +32,18 @@ def _train(ctx: typer.Context, name: str, sets: list[str], smoke: bool, resume: 
 
     settings = settings_from(ctx)
     recipe = resolve_recipe(name, smoke=smoke, overrides=sets, recipes_dir=settings.recipes_dir)
+    command = command_line("run", recipe.name, sets=sets, flags={"smoke": smoke})
+    if recipe.ensemble is not None:
+        from toolkit.engine.ensemble import train_ensemble
+
+        run = train_ensemble(recipe, settings, command=command, resume=resume, console=console)
+        metrics = run.metrics()
+        metric = metrics["metric"]
+        console.print(
+            f"ensemble [bold]{run.path}[/] of {len(metrics['members'])} members: val {metric} "
+            f"{metrics[f'val_{metric}']:.4f} ({metrics['validated_on']})"
+        )
+        return run
     previous = None
     if resume:
         previous = latest_resumable(settings.runs_dir, recipe.name, smoke)
@@ -42,7 +54,6 @@ def _train(ctx: typer.Context, name: str, sets: list[str], smoke: bool, resume: 
         if sets:
             raise TrainingError("--resume continues with the run's saved recipe; drop --set")
         console.print(f"resuming [bold]{previous.path}[/]")
-    command = command_line("run", recipe.name, sets=sets, flags={"smoke": smoke})
     run = train(recipe, settings, command=command, resume=previous, console=console)
     metrics = run.metrics()
     metric = metrics["metric"]
@@ -93,6 +104,34 @@ def _run_dir(path: Path) -> RunDir:
     return run
 
 
+def _run_or_recipe(ctx: typer.Context, target: str, smoke: bool) -> RunDir:
+    """An exported run: a run folder as given, or a recipe's newest exported run (with
+    `smoke`, its newest smoke run), trained and exported first when there is none."""
+    from toolkit.engine.rundir import latest_exported
+
+    path = Path(target).expanduser()
+    if path.is_dir():
+        run = _run_dir(path)
+        if not run.exported:
+            _export(run)
+        return run
+    settings = settings_from(ctx)
+    name = resolve_recipe(target, smoke=smoke, recipes_dir=settings.recipes_dir).name
+    run = latest_exported(settings.runs_dir, name, smoke)
+    if run is not None:
+        console.print(f"{name}: using {run.path}")
+        return run
+    console.print(f"{name}: no exported run yet, training one")
+    run = _train(ctx, name, [], smoke, resume=False)
+    _export(run)
+    return run
+
+
+def _with_partners(ctx: typer.Context, run: RunDir, smoke: bool) -> list[RunDir]:
+    """The run plus the newest exported runs of its recipe's `bundle.partners`."""
+    return [run] + [_run_or_recipe(ctx, p, smoke) for p in run.recipe().bundle.partners]
+
+
 def run_cmd(
     ctx: typer.Context,
     name: RecipeArg,
@@ -106,7 +145,7 @@ def run_cmd(
         settings = settings_from(ctx)
         run = _train(ctx, name, set_ or [], smoke, resume)
         _export(run)
-        bundle = _bundle([run], settings, None)
+        bundle = _bundle(_with_partners(ctx, run, smoke), settings, None)
         _verify(bundle, device)
         metrics = run.metrics()
         metric = metrics["metric"]
@@ -141,12 +180,54 @@ def export_cmd(
 
 def bundle_cmd(
     ctx: typer.Context,
-    run_dirs: Annotated[list[Path], typer.Argument(help="Exported run folder(s).")],
+    targets: Annotated[
+        list[str],
+        typer.Argument(
+            help="Run folder(s); or a competition followed by its slots, e.g. "
+            "eeg2025 --c1 RUN_OR_RECIPE --c2 RUN_OR_RECIPE.",
+            show_default=False,
+        ),
+    ],
     name: Annotated[str | None, typer.Option(help="Bundle name (default: recipe name).")] = None,
+    smoke: Annotated[
+        bool, typer.Option("--smoke", help="A recipe given for a slot means its smoke runs.")
+    ] = False,
 ) -> None:
-    """Write the competition's submission for exported run(s) under submissions/."""
+    """Write the competition's submission under submissions/: from exported run folders, or
+    one model per slot (`toolkit bundle eeg2025 --c1 X --c2 Y`), where X and Y are run folders
+    or recipes (their newest exported run, trained first if there is none)."""
     with cli_errors():
-        _bundle([_run_dir(p) for p in run_dirs], settings_from(ctx), name)
+        settings = settings_from(ctx)
+        runs = _slot_runs(ctx, targets, smoke)
+        if runs is None:
+            runs = [_run_or_recipe(ctx, t, smoke) for t in targets]
+        _bundle(runs, settings, name)
+
+
+def _slot_runs(ctx: typer.Context, targets: list[str], smoke: bool) -> list[RunDir] | None:
+    """Runs for `COMPETITION --slot RUN_OR_RECIPE ...`; None when targets are run folders."""
+    from toolkit.competitions import competition_names, get_competition
+
+    if not targets or targets[0] not in competition_names():
+        return None
+    competition = get_competition(targets[0])
+    slots = getattr(competition, "bundle_slots", {})
+    rest = targets[1:]
+    if not rest or len(rest) % 2:
+        usage = " ".join(f"--{s} RUN_OR_RECIPE" for s in slots) or "RUN_DIR ..."
+        raise ToolkitError(f"usage: toolkit bundle {competition.name} {usage}")
+    runs: list[RunDir] = []
+    for flag, target in zip(rest[::2], rest[1::2], strict=True):
+        slot = flag.removeprefix("--")
+        if not flag.startswith("--") or slot not in slots:
+            known = ", ".join(f"--{s}" for s in slots) or "none"
+            raise ToolkitError(f"{flag}: not a slot of {competition.name} (slots: {known})")
+        run = _run_or_recipe(ctx, target, smoke)
+        actual = competition.bundle_slot(run.recipe())
+        if actual != slot:
+            raise ToolkitError(f"--{slot} {target}: that run fills slot {actual}, not {slot}")
+        runs.append(run)
+    return runs
 
 
 def verify_cmd(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -38,6 +38,17 @@ class Check:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class EvalResult:
+    """What an `evaluate` hook returns: the score (better in the direction of the competition's
+    `metric.mode`), JSON-ready predictions per item (written to eval_predictions.json) and extra
+    figures (counts, baselines, timings)."""
+
+    score: float
+    predictions: dict[str, Any]
+    details: dict[str, Any] = field(default_factory=dict)
+
+
 class Competition(Protocol):
     """One competition: its data, models, metric, submission format and harness."""
 
@@ -45,6 +56,12 @@ class Competition(Protocol):
     data_config: type[BaseModel]
     metric: Metric
     unavailable_modules: tuple[str, ...]  # packages the competition's runtime lacks
+    # Named model slots of one submission (eeg2025: c1, c2 -> help text); empty: one model.
+    bundle_slots: dict[str, str]
+
+    def bundle_slot(self, recipe: Recipe) -> str | None:
+        """Which of `bundle_slots` a run of this recipe fills (None without slots)."""
+        ...
 
     def synthesize(self, root: Path, *, subjects: int, seed: int) -> Path:
         """Write tiny synthetic data in the competition's REAL on-disk layout under `root`."""
@@ -74,3 +91,30 @@ class Competition(Protocol):
         """Call the unpacked upload the way the competition's harness does, inside `sandbox`,
         and compare with the reference outputs saved beside the bundle."""
         ...
+
+
+# Optional hooks. A competition defines them only when they make sense for it; the core looks
+# them up with getattr and behaves as before without them.
+
+
+class Evaluates(Protocol):
+    """Scores the model the way the competition does (e.g. decoding and voting) every
+    `train.eval_every_n_epochs` epochs; the best checkpoint then follows `eval_score`."""
+
+    def evaluate(
+        self, model: nn.Module, datamodule: L.LightningDataModule, recipe: Recipe
+    ) -> EvalResult: ...
+
+
+class Scores(Protocol):
+    """`toolkit score COMPETITION SUBMISSION ANSWERS`: validate strictly, then score."""
+
+    def score(self, submission: Path, answers: Path) -> dict[str, Any]:
+        """A dict with `score` (the headline) and any other figures worth printing."""
+        ...
+
+
+class Predicts(Protocol):
+    """`toolkit predict BUNDLE INPUT --out OUT`: run an unpacked bundle's predictor offline."""
+
+    def predict(self, content: Path, inputs: Path, out: Path, device: str) -> None: ...

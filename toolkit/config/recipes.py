@@ -171,6 +171,13 @@ def _nest(key: str, value: Any) -> dict[str, Any]:
     return out
 
 
+def set_key(
+    data: dict[str, Any], key: str, value: Any, where: str, origins: dict[str, str]
+) -> dict[str, Any]:
+    """`data` with the dotted `key` set to `value` (mappings merged), recording `where`."""
+    return _merge(data, _nest(key, value), where, origins)
+
+
 def _describe_error(
     err: dict[str, Any], origins: dict[str, str], fallback: str, model: type[BaseModel]
 ) -> str:
@@ -248,7 +255,7 @@ def resolve_recipe(
         data["smoke_applied"] = True
     for text in overrides:
         key, value = parse_override(text)
-        data = _merge(data, _nest(key, value), f"--set {key}", origins)
+        data = set_key(data, key, value, f"--set {key}", origins)
     return validate_recipe(data, origins, str(entry.path))
 
 

@@ -62,9 +62,28 @@ class ExportConfig(StrictModel):
 
 
 class BundleConfig(StrictModel):
-    """Where the bundle lands: submissions/<competition>/<name>/."""
+    """Where the bundle lands (submissions/<competition>/<name>/) and what else goes in it."""
 
     name: str | None = None
+    partners: list[str] = Field(
+        default_factory=list,
+        description="recipes (or run folders) bundled into the same submission, e.g. the "
+        "challenge 2 recipe of the same stage: their newest exported run, trained if none",
+    )
+
+
+class EnsembleMember(StrictModel):
+    """One member: this recipe with `set` overrides (dotted keys, as `--set`)."""
+
+    name: str = Field(pattern=r"^[\w.-]+$")
+    set: dict[str, Any] = Field(default_factory=dict)
+
+
+class EnsembleConfig(StrictModel):
+    """Train (or reuse) each member, then export ONE module that averages their outputs."""
+
+    members: list[EnsembleMember] = Field(min_length=2)
+    reuse: bool = Field(True, description="reuse a finished run of an identical member recipe")
 
 
 DataT = TypeVar("DataT", bound=BaseModel)
@@ -82,6 +101,7 @@ class Recipe(StrictModel, Generic[DataT]):
     train: TrainConfig = Field(default_factory=TrainConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
     bundle: BundleConfig = Field(default_factory=BundleConfig)
+    ensemble: EnsembleConfig | None = None
     smoke: dict[str, Any] = Field(default_factory=dict)
     smoke_applied: bool = False
 

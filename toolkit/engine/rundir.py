@@ -64,6 +64,15 @@ class RunDir:
     def export_dir(self) -> Path:
         return self.path / "export"
 
+    @property
+    def members_file(self) -> Path:
+        """members.json: the member runs of an ensemble run."""
+        return self.path / "members.json"
+
+    @property
+    def exported(self) -> bool:
+        return (self.export_dir / "parity.json").is_file()
+
     def recipe(self) -> Recipe:
         if not self.recipe_file.is_file():
             raise ToolkitError(f"{self.path}: not a run folder (no recipe.yaml)")
@@ -112,6 +121,23 @@ def new_run_dir(runs_root: Path, recipe: Recipe) -> RunDir:
         except FileExistsError:
             continue
     raise ToolkitError(f"{base}: cannot create a new run folder")
+
+
+def recipe_runs(runs_root: Path, recipe_name: str) -> list[RunDir]:
+    """Run folders of a recipe, newest first."""
+    base = recipe_runs_dir(runs_root, recipe_name)
+    if not base.is_dir():
+        return []
+    found = [RunDir(p) for p in base.iterdir() if (p / "recipe.yaml").is_file()]
+    return sorted(found, key=lambda r: r.path.stat().st_mtime, reverse=True)
+
+
+def latest_exported(runs_root: Path, recipe_name: str, smoke: bool) -> RunDir | None:
+    """The newest exported run of a recipe (smoke runs only when `smoke`)."""
+    for run in recipe_runs(runs_root, recipe_name):
+        if run.exported and ("-smoke" in run.path.name) == smoke:
+            return run
+    return None
 
 
 def latest_resumable(runs_root: Path, recipe_name: str, smoke: bool) -> RunDir | None:

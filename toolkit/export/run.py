@@ -14,6 +14,17 @@ from toolkit.export.models import FILES, load_weights, parity, to_onnx, to_torch
 from toolkit.fileio import atomic_dir, read_json, write_json
 
 
+def trained_model(run: RunDir) -> torch.nn.Module:
+    """The run's model with its best weights (an ensemble run: the average of its members)."""
+    if run.members_file.is_file():
+        from toolkit.engine.ensemble import MeanEnsemble, member_runs
+
+        return MeanEnsemble([trained_model(m) for m in member_runs(run)]).eval()
+    recipe = run.recipe()
+    model = get_competition(recipe.competition).build_model(recipe, run.stats())
+    return load_weights(model, run.best_checkpoint)
+
+
 def export_run(run: RunDir) -> Path:
     """Export the run's best model in the recipe's formats; fail if any disagrees with eager.
 
@@ -21,9 +32,7 @@ def export_run(run: RunDir) -> Path:
     recipe = run.recipe()
     if not run.reference_inputs.is_file():
         raise ExportError(f"{run.path}: no reference_inputs.npy (was the run trained?)")
-    competition = get_competition(recipe.competition)
-    model = competition.build_model(recipe, run.stats())
-    model = load_weights(model, run.best_checkpoint)
+    model = trained_model(run)
     x = np.load(run.reference_inputs).astype(np.float32)
     example = torch.from_numpy(x)
     with torch.inference_mode():

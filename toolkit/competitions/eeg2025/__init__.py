@@ -1,9 +1,10 @@
-"""NeurIPS 2025 EEG Foundation Challenge (HBN-EEG): Challenge 1, response time from EEG."""
+"""NeurIPS 2025 EEG Foundation Challenge (HBN-EEG): response time (Challenge 1) and a
+psychopathology score (Challenge 2) from EEG."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import nn
 
@@ -21,6 +22,13 @@ class EEG2025:
     metric = Metric("nrmse", "min", nrmse)
     # The harness runs torch 2.2.2 with braindecode and mne, but bundles must not need them.
     unavailable_modules = ("braindecode", "lightning", "pytorch_lightning", "onnxruntime")
+    bundle_slots: ClassVar[dict[str, str]] = {
+        "c1": "challenge 1 (response time)",
+        "c2": "challenge 2 (psychopathology)",
+    }
+
+    def bundle_slot(self, recipe) -> str:
+        return f"c{recipe.data.challenge}"
 
     def synthesize(self, root: Path, *, subjects: int, seed: int, **kwargs: Any) -> Path:
         from toolkit.competitions.eeg2025.synth import write_synthetic_bids

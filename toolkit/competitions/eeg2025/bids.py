@@ -1,11 +1,14 @@
-"""Reading an HBN-EEG BIDS tree: participants, recordings, raw signals at the challenge's spec."""
+"""Reading an HBN-EEG BIDS tree from a source (local folder or s3://): participants,
+recordings, and raw signals at the challenge's spec."""
 
 from __future__ import annotations
 
+import io
 import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mne
 import pandas as pd
@@ -13,49 +16,70 @@ import pandas as pd
 from toolkit.competitions.eeg2025.config import CHANNEL_NAMES, SFREQ
 from toolkit.errors import DataError
 
+if TYPE_CHECKING:
+    from toolkit.data.remote import Source
+
 _RECORDING = re.compile(r"sub-(?P<subject>[^_]+)_task-(?P<task>[^_]+)(?:_run-(?P<run>\d+))?_eeg$")
+BAND = (0.5, 50.0)  # the challenge's band-pass (Hz)
+REFERENCE = "Cz"
+AVAILABLE = ("available", "caution")  # participants.tsv availability values worth fetching
 
 
 @dataclass(frozen=True)
 class Recording:
-    """One EEG file of one subject and its events sidecar."""
+    """One EEG file of one subject and its events sidecar, as keys relative to the source."""
 
     subject: str
     task: str
     run: int
-    eeg: Path
-    events: Path
+    eeg: str
+    events: str
 
 
-def read_participants(root: Path) -> pd.DataFrame:
+def read_participants(source: Source) -> pd.DataFrame:
     """participants.tsv indexed by subject id without the `sub-` prefix; `n/a` is missing."""
-    path = root / "participants.tsv"
-    if not path.is_file():
-        raise DataError(f"{root}: no participants.tsv (is data.source a BIDS root?)")
-    frame = pd.read_csv(path, sep="\t", na_values=["n/a"], dtype={"participant_id": str})
+    try:
+        text = source.read_text("participants.tsv")
+    except DataError as exc:
+        raise DataError(f"{exc} (is data.source a BIDS root?)") from None
+    frame = pd.read_csv(
+        io.StringIO(text), sep="\t", na_values=["n/a"], dtype={"participant_id": str}
+    )
     if "participant_id" not in frame.columns:
-        raise DataError(f"{path}: no participant_id column")
+        raise DataError(f"{source.url}/participants.tsv: no participant_id column")
     frame["subject"] = frame["participant_id"].str.removeprefix("sub-")
     return frame.set_index("subject")
 
 
-def find_recordings(root: Path, task: str) -> list[Recording]:
-    """Every `sub-*/eeg/*_task-<task>[_run-N]_eeg.{set,bdf}` with its `_events.tsv`."""
+def task_available(participants: pd.DataFrame, task: str) -> pd.Series:
+    """Per subject: does participants.tsv list any run of `task` as available (or caution)?
+
+    Columns are `<task>` or `<task>_<run>`; a file without them says nothing, so all pass."""
+    columns = [c for c in participants.columns if c == task or c.startswith(f"{task}_")]
+    if not columns:
+        return pd.Series(True, index=participants.index)
+    return participants[columns].isin(AVAILABLE).any(axis=1)
+
+
+def subject_recordings(source: Source, subject: str, task: str) -> list[Recording]:
+    """The subject's `*_task-<task>[_run-N]_eeg.{set,bdf}` files with their `_events.tsv`."""
     found = []
-    for eeg in sorted([*root.glob("sub-*/eeg/*_eeg.set"), *root.glob("sub-*/eeg/*_eeg.bdf")]):
-        match = _RECORDING.match(eeg.stem)
-        if match is None or match["task"] != task:
-            continue
-        events = eeg.with_name(eeg.stem.removesuffix("_eeg") + "_events.tsv")
-        found.append(Recording(match["subject"], task, int(match["run"] or 1), eeg, events))
-    return found
+    for ext in ("set", "bdf"):
+        for key in source.glob(f"sub-{subject}/eeg/sub-{subject}_task-{task}*_eeg.{ext}"):
+            match = _RECORDING.match(Path(key).name.rsplit(".", 1)[0])
+            if match is None or match["task"] != task:
+                continue
+            events = key.rsplit("_eeg.", 1)[0] + "_events.tsv"
+            found.append(Recording(subject, task, int(match["run"] or 1), key, events))
+    return sorted(found, key=lambda r: (r.run, r.eeg))
 
 
 def read_raw(path: Path) -> mne.io.BaseRaw:
     """Load a recording at the challenge's spec: 129 channels (E1..E128, Cz), 100 Hz.
 
-    Original 500 Hz data is band-passed 0.5-50 Hz and resampled to 100 Hz; the competition's
-    100 Hz copies pass through unchanged. Raises on an unreadable file."""
+    Original 500 Hz data is referenced to Cz, band-passed 0.5-50 Hz and resampled to 100 Hz
+    (what the organisers did to the released copies); the competition's 100 Hz copies pass
+    through unchanged. Raises on an unreadable file."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if path.suffix == ".bdf":
@@ -67,6 +91,7 @@ def read_raw(path: Path) -> mne.io.BaseRaw:
         raise ValueError(f"missing channel(s) {missing[:3]}{'...' if len(missing) > 3 else ''}")
     raw.pick(CHANNEL_NAMES)
     if abs(raw.info["sfreq"] - SFREQ) > 1e-6:
-        raw.filter(0.5, 50.0, verbose="error")
+        raw.set_eeg_reference([REFERENCE], verbose="error")
+        raw.filter(*BAND, verbose="error")
         raw.resample(SFREQ, verbose="error")
     return raw

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from toolkit.config.schema import StrictModel
+from toolkit.data.remote import CacheConfig
 
 N_CHANS = 129
 SFREQ = 100
@@ -30,6 +31,15 @@ class WindowConfig(StrictModel):
     length: float = 2.0
 
 
+class C2WindowConfig(StrictModel):
+    """Challenge 2 windows: `length` s every `stride` s, randomly cropped to `crop` s in training
+    (validation takes the centre crop, so its score is deterministic)."""
+
+    length: float = Field(4.0, gt=0)
+    stride: float = Field(2.0, gt=0)
+    crop: float = Field(2.0, gt=0)
+
+
 class EEG2025Data(StrictModel):
     """Where the HBN-EEG BIDS tree is and which subjects and windows to use."""
 
@@ -37,11 +47,20 @@ class EEG2025Data(StrictModel):
         "synthetic",
         description="a BIDS root: local path (under TOOLKIT_DATA_DIR), s3://..., or synthetic",
     )
-    challenge: Literal[1] = 1
+    challenge: Literal[1, 2] = Field(
+        1, description="1: response time per trial; 2: a psychopathology score per subject"
+    )
     task: str = "contrastChangeDetection"
     releases: list[str] = Field(default_factory=list)
     max_subjects: int | None = Field(None, ge=2)
     val_fraction: float = Field(0.2, gt=0, lt=1)
+    split_seed: int | None = Field(
+        None,
+        description="seed of subject selection and the train/validation split (default: the "
+        "training seed); fix it so ensemble members of different seeds share a validation set",
+    )
     window: WindowConfig = Field(default_factory=WindowConfig)
+    c2_window: C2WindowConfig = Field(default_factory=C2WindowConfig)
     c2_target: Literal["externalizing", "p_factor", "attention", "internalizing"] = "externalizing"
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)

@@ -1,48 +1,150 @@
-"""The eeg2025 datamodule: subjects selected and split by subject, windows held in memory."""
+"""The eeg2025 datamodule: subjects chosen from participants.tsv, windows from the on-disk cache.
+
+Subjects are selected per release (release, task availability, a challenge 2 target), shuffled
+deterministically and taken until `max_subjects` have recordings; windows come memory-mapped
+from the window cache, so after the first run no EEG file is fetched or parsed again.
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections import Counter
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Dataset
 
-from toolkit.competitions.eeg2025.bids import find_recordings, read_participants
-from toolkit.competitions.eeg2025.config import EEG2025Data
-from toolkit.competitions.eeg2025.synth import write_synthetic_bids
-from toolkit.competitions.eeg2025.windows import build_windows
+from toolkit.competitions.eeg2025.bids import (
+    Recording,
+    read_participants,
+    subject_recordings,
+    task_available,
+)
+from toolkit.competitions.eeg2025.config import SFREQ, EEG2025Data
+from toolkit.competitions.eeg2025.synth import SYNTH_VERSION, write_synthetic_bids
+from toolkit.competitions.eeg2025.windows import recording_windows
 from toolkit.config.settings import Settings
-from toolkit.data.sources import local_root, synthetic_root
+from toolkit.data.array_cache import ArrayCache
+from toolkit.data.remote import open_source
+from toolkit.data.sources import synthetic_root
 from toolkit.errors import DataError
 
+if TYPE_CHECKING:
+    from toolkit.data.remote import Source
+
 log = logging.getLogger(__name__)
+RELEASE = "{release}"
 
 
-def resolve_root(cfg: EEG2025Data, settings: Settings):
-    """The local BIDS root for `data.source` (synthetic data is made once and cached)."""
+def release_sources(cfg: EEG2025Data, settings: Settings) -> list[tuple[str | None, Source]]:
+    """One source per release: `data.source` with `{release}` filled in (or synthetic data made
+    once per release); a source without the placeholder is read once, filtered by release."""
+    releases: list[str | None] = list(cfg.releases) or [None]
     if cfg.source == "synthetic":
-        params = {**cfg.synthetic.model_dump(), "task": cfg.task}
-        return synthetic_root(
-            settings,
-            "eeg2025",
-            params,
-            lambda root: write_synthetic_bids(root, **cfg.synthetic.model_dump(), task=cfg.task),
-        )
-    return local_root(cfg.source, settings)
+        out = []
+        for i, release in enumerate(releases):
+            params = {**cfg.synthetic.model_dump(), "task": cfg.task, "release": release or "R1"}
+            params["seed"] += i
+            root = synthetic_root(
+                settings,
+                "eeg2025",
+                {**params, "version": SYNTH_VERSION},
+                lambda root, p=params: write_synthetic_bids(root, **p),
+            )
+            out.append((release, open_source(str(root), settings, cfg.cache)))
+        return out
+    if RELEASE in cfg.source:
+        if not cfg.releases:
+            raise DataError(f"data.source={cfg.source} has {RELEASE}; list data.releases too")
+        return [(r, open_source(cfg.source.replace(RELEASE, r), settings, cfg.cache))
+                for r in cfg.releases]  # fmt: skip
+    return [(None, open_source(cfg.source, settings, cfg.cache))]
 
 
-def split_subjects(subjects: list[str], val_fraction: float, seed: int) -> tuple[list, list]:
+def split_subjects(
+    subjects: list[str], val_fraction: float, seed: int, min_val: int = 1
+) -> tuple[list, list]:
     """Deterministic subject-grouped split: no subject on both sides."""
     order = np.random.default_rng(seed).permutation(sorted(subjects))
-    n_val = min(max(1, round(len(order) * val_fraction)), len(order) - 1)
+    n_val = min(max(min_val, round(len(order) * val_fraction)), len(order) - 1)
     return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
 
 
+@dataclass
+class Candidate:
+    """A subject that passed the participants.tsv filters, with where to read it."""
+
+    subject: str
+    release: str | None
+    source: Source
+    c2_score: float  # the subject's challenge 2 score (NaN when n/a)
+
+
+def _candidates(cfg: EEG2025Data, settings: Settings, skipped: Counter) -> list[Candidate]:
+    found: list[Candidate] = []
+    for release, source in release_sources(cfg, settings):
+        table = read_participants(source)
+        keep = task_available(table, cfg.task)
+        skipped[f"{cfg.task} unavailable"] += int((~keep).sum())
+        if release is not None and "release_number" in table.columns:
+            in_release = table["release_number"].astype(str) == release
+            keep &= in_release
+        elif cfg.releases and "release_number" in table.columns:
+            keep &= table["release_number"].astype(str).isin(cfg.releases)
+        if cfg.challenge == 2:
+            if cfg.c2_target not in table.columns:
+                raise DataError(f"{source.url}/participants.tsv: no {cfg.c2_target} column")
+            has_target = table[cfg.c2_target].notna()
+            skipped[f"no {cfg.c2_target} (n/a)"] += int((keep & ~has_target).sum())
+            keep &= has_target
+        chosen = table[keep]
+        if chosen.empty:
+            raise DataError(
+                f"{source.url}: no subject of release {release or 'any'} has {cfg.task} "
+                + (f"and {cfg.c2_target} " if cfg.challenge == 2 else "")
+                + "in participants.tsv"
+            )
+        scores = chosen[cfg.c2_target] if cfg.c2_target in chosen.columns else None
+        for subject in chosen.index:
+            score = float(scores[subject]) if scores is not None else float("nan")
+            found.append(Candidate(subject, release, source, score))
+    return found
+
+
+class WindowDataset(Dataset):
+    """Windows from memory-mapped cache blocks; optional crop (random in training, else centre)."""
+
+    def __init__(self, blocks: list[np.ndarray], targets: list[np.ndarray], crop: int | None,
+                 random_crop: bool):  # fmt: skip
+        self.blocks = blocks
+        self.targets = np.concatenate(targets).astype(np.float32) if targets else np.empty(0)
+        self.index = np.concatenate(
+            [np.stack([np.full(len(b), i), np.arange(len(b))], 1) for i, b in enumerate(blocks)]
+        ) if blocks else np.empty((0, 2), int)  # fmt: skip
+        self.crop = crop
+        self.random_crop = random_crop
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def window(self, k: int) -> np.ndarray:
+        block, row = self.index[k]
+        x = self.blocks[block][row]
+        if self.crop is not None and self.crop < x.shape[-1]:
+            room = x.shape[-1] - self.crop
+            start = int(torch.randint(0, room + 1, ()).item()) if self.random_crop else room // 2
+            x = x[:, start : start + self.crop]
+        return np.array(x, dtype=np.float32)
+
+    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.from_numpy(self.window(k)), torch.tensor([self.targets[k]])
+
+
 class EEG2025DataModule(L.LightningDataModule):
-    """Challenge 1 windows of the selected subjects, split by subject into train and validation."""
+    """Windows of the selected subjects, split by subject into train and validation."""
 
     def __init__(self, cfg: EEG2025Data, batch_size: int, settings: Settings, seed: int):
         super().__init__()
@@ -50,79 +152,113 @@ class EEG2025DataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.settings = settings
         self.seed = seed
+        self.data_seed = cfg.split_seed if cfg.split_seed is not None else seed
         self.stats: dict[str, Any] = {}
         self._ready = False
+
+    def _select(self, skipped: Counter) -> list[tuple[Candidate, list[Recording]]]:
+        cfg = self.cfg
+        candidates = _candidates(cfg, self.settings, skipped)
+        order = np.random.default_rng(self.data_seed).permutation(len(candidates))
+        picked = []
+        for i in order:
+            cand = candidates[i]
+            recordings = subject_recordings(cand.source, cand.subject, cfg.task)
+            if not recordings:
+                skipped["no recording"] += 1
+                continue
+            picked.append((cand, recordings))
+            if cfg.max_subjects is not None and len(picked) >= cfg.max_subjects:
+                break
+        return sorted(picked, key=lambda p: p[0].subject)
 
     def setup(self, stage: str | None = None) -> None:
         if self._ready:
             return
         cfg = self.cfg
-        root = resolve_root(cfg, self.settings)
-        participants = read_participants(root)
-        recordings = find_recordings(root, cfg.task)
-        if not recordings:
-            raise DataError(f"{root}: no sub-*/eeg/*_task-{cfg.task}*_eeg.set or .bdf files")
-        subjects = sorted({r.subject for r in recordings})
-        if cfg.releases:
-            keep = set(participants.index[participants["release_number"].isin(cfg.releases)])
-            subjects = [s for s in subjects if s in keep]
-        if cfg.max_subjects is not None and len(subjects) > cfg.max_subjects:
-            picked = np.random.default_rng(self.seed).choice(subjects, cfg.max_subjects, False)
-            subjects = sorted(picked.tolist())
-        chosen = set(subjects)
-        windows = build_windows([r for r in recordings if r.subject in chosen], cfg.window)
-        skipped = {reason: len(files) for reason, files in windows.skipped.items()}
-        for reason, files in windows.skipped.items():
-            log.warning("skipped %d recording(s): %s (first: %s)", len(files), reason, files[0])
-        usable = sorted(set(windows.subjects.tolist()))
-        if len(usable) < 2:
+        skipped: Counter = Counter()
+        cache = ArrayCache(self.settings.cache_dir / "windows")
+        scores: dict[str, float] = {}
+        blocks: dict[str, list[np.ndarray]] = {}
+        targets: dict[str, list[np.ndarray]] = {}
+        sources = set()
+        for cand, recordings in self._select(skipped):
+            sources.add(cand.source.url)
+            scores[cand.subject] = cand.c2_score
+            for rec in recordings:
+                entry = recording_windows(cand.source, rec, cfg, cache)
+                if entry.skipped:
+                    skipped[entry.skipped] += 1
+                    continue
+                X = entry.arrays["X"]
+                y = entry.arrays["y"] if cfg.challenge == 1 else np.full(len(X), cand.c2_score)
+                blocks.setdefault(cand.subject, []).append(X)
+                targets.setdefault(cand.subject, []).append(np.asarray(y, np.float32))
+        skipped = +skipped  # drop zero counts
+        for reason, count in sorted(skipped.items()):
+            log.warning("skipped %d: %s", count, reason)
+        usable = sorted(blocks)
+        # Challenge 2 scores subjects: nRMSE needs at least two of them to have a spread.
+        min_val = 1 if cfg.challenge == 1 else 2
+        if len(usable) < 1 + min_val:
             raise DataError(
-                f"{root}: {len(usable)} subject(s) with usable trials after filtering "
-                f"(skipped recordings: {skipped or 'none'}); need at least 2 to split"
+                f"{', '.join(sorted(sources)) or cfg.source}: {len(usable)} subject(s) with usable "
+                f"windows after filtering (skipped: {dict(skipped) or 'none'}); need at least "
+                f"{1 + min_val}"
             )
-        train_s, val_s = split_subjects(usable, cfg.val_fraction, self.seed)
-        train_mask = np.isin(windows.subjects, train_s)
-        self.X_train, self.y_train = windows.X[train_mask], windows.y[train_mask]
-        self.X_val, self.y_val = windows.X[~train_mask], windows.y[~train_mask]
-        c2 = participants.loc[participants.index.isin(train_s), cfg.c2_target].dropna()
+        train_s, val_s = split_subjects(usable, cfg.val_fraction, self.data_seed, min_val)
+        crop = round(cfg.c2_window.crop * SFREQ) if cfg.challenge == 2 else None
+
+        def dataset(subjects: list[str], random_crop: bool) -> WindowDataset:
+            return WindowDataset(
+                [b for s in subjects for b in blocks[s]],
+                [t for s in subjects for t in targets[s]],
+                crop,
+                random_crop,
+            )
+
+        self.train_set, self.val_set = dataset(train_s, True), dataset(val_s, False)
+        y_train = self.train_set.targets
         self.stats = {
-            "root": str(root),
-            "n_chans": int(windows.X.shape[1]),
-            "n_times": int(windows.X.shape[2]),
-            "sfreq": 100,
-            "target": "rt_from_stimulus",
-            "target_mean": float(self.y_train.mean()),
-            "target_std": float(self.y_train.std() or 1.0),
-            "train_windows": int(train_mask.sum()),
-            "val_windows": int((~train_mask).sum()),
+            "sources": sorted(sources),
+            "challenge": cfg.challenge,
+            "n_chans": int(blocks[usable[0]][0].shape[1]),
+            "n_times": crop or int(blocks[usable[0]][0].shape[2]),
+            "sfreq": SFREQ,
+            "target": "rt_from_stimulus" if cfg.challenge == 1 else cfg.c2_target,
+            "target_mean": float(y_train.mean()),
+            "target_std": float(y_train.std() or 1.0),
+            "train_windows": len(self.train_set),
+            "val_windows": len(self.val_set),
             "train_subjects": train_s,
             "val_subjects": val_s,
-            "skipped_recordings": skipped,
+            "skipped": dict(sorted(skipped.items())),
+            "window_cache": {"hits": cache.hits, "built": cache.misses, "root": str(cache.root)},
             "c2_target": cfg.c2_target,
-            "c2_train_mean": float(c2.mean()) if len(c2) else 0.0,
-            "c2_train_subjects_with_target": len(c2),
+            # per subject, not per window: the challenge 2 baseline of a challenge 1 bundle
+            "c2_train_mean": float(np.nan_to_num(np.nanmean([scores[s] for s in train_s]))),
         }
         self._ready = True
 
-    def _loader(self, X: np.ndarray, y: np.ndarray, shuffle: bool) -> DataLoader:
-        data = TensorDataset(torch.from_numpy(X), torch.from_numpy(y).unsqueeze(1))
+    def _loader(self, data: WindowDataset, shuffle: bool) -> DataLoader:
         return DataLoader(
             data,
             batch_size=self.batch_size,
             shuffle=shuffle,
             generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
             num_workers=self.settings.num_workers,
+            persistent_workers=self.settings.num_workers > 0,
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.X_train, self.y_train, shuffle=True)
+        return self._loader(self.train_set, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.X_val, self.y_val, shuffle=False)
+        return self._loader(self.val_set, shuffle=False)
 
     def reference_inputs(self, n: int) -> np.ndarray:
         """Validation windows used to check exported models against the eager one."""
-        return self.X_val[:n].copy()
+        return np.stack([self.val_set.window(k) for k in range(min(n, len(self.val_set)))])
 
     def baselines(self, y_true: np.ndarray) -> dict[str, np.ndarray]:
         """Predictions of trivial models, scored beside ours in metrics.json."""

@@ -1,9 +1,9 @@
 """Calls a bundle the way the EEG 2025 harness does (run by verify in a sandbox, no toolkit).
 
-Usage: python harness_check.py BUNDLE_DIR INPUTS.npy OUT.npz DEVICE
+Usage: python harness_check.py BUNDLE_DIR C1_INPUTS.npy C2_INPUTS.npy OUT.npz DEVICE
 Loads BUNDLE_DIR/submission.py, builds Submission(SFREQ=100, DEVICE), and for each challenge
-calls .eval() and forward under torch.inference_mode(), at batch size 1 (local scoring) and on
-the whole batch; checks shape (B, 1), float32 and finiteness; saves the outputs.
+calls .eval() and forward under torch.inference_mode() on its inputs, at batch size 1 (local
+scoring) and on the whole batch; checks shape (B, 1), float32 and finiteness; saves the outputs.
 """
 
 import importlib.util
@@ -15,14 +15,14 @@ import torch
 
 
 def main():
-    bundle, inputs, out, device = sys.argv[1:5]
+    bundle, c1_inputs, c2_inputs, out, device = sys.argv[1:6]
     spec = importlib.util.spec_from_file_location("submission", f"{bundle}/submission.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     submission = module.Submission(SFREQ=100, DEVICE=torch.device(device))
-    X = torch.from_numpy(np.load(inputs).astype(np.float32)).to(device)
     results, problems = {}, []
-    for challenge in (1, 2):
+    for challenge, inputs in ((1, c1_inputs), (2, c2_inputs)):
+        X = torch.from_numpy(np.load(inputs).astype(np.float32)).to(device)
         model = getattr(submission, f"get_model_challenge_{challenge}")()
         model.eval()
         with torch.inference_mode():

@@ -26,56 +26,91 @@ HARNESS = HERE / "harness_check.py"
 
 def _run_summary(run: RunDir) -> dict[str, Any]:
     recipe = run.recipe()
-    return {
-        "kind": "model",
+    summary = {
+        "kind": "ensemble" if run.members_file.is_file() else "model",
         "recipe": recipe.name,
         "run": str(run.path),
         "metrics": run.metrics(),
         "parity": export_parity(run),
     }
+    if run.members_file.is_file():
+        summary["members"] = read_json(run.members_file)
+    return summary
+
+
+def runs_by_challenge(runs: list[RunDir]) -> dict[int, RunDir]:
+    """{1: run, 2: run} from exported runs; each challenge at most once, challenge 1 required."""
+    found: dict[int, RunDir] = {}
+    for run in runs:
+        challenge = run.recipe().data.challenge
+        if challenge in found:
+            raise ToolkitError(
+                f"eeg2025 bundle: two challenge {challenge} runs ({found[challenge].path}, "
+                f"{run.path}); give one per challenge (--c1 RUN --c2 RUN)"
+            )
+        ts = run.export_dir / "model.ts"
+        if not ts.is_file():
+            raise ToolkitError(
+                f"{run.path}: no export/model.ts; add torchscript to export.formats and re-export"
+            )
+        found[challenge] = run
+    if 1 not in found:
+        raise ToolkitError("eeg2025 bundle: no challenge 1 run given (--c1 RUN_OR_RECIPE)")
+    return found
 
 
 def write_eeg2025_bundle(runs: list[RunDir], content: Path, reference: Path) -> dict[str, Any]:
     """submission.py + weights_challenge_{1,2}.pt into `content`; references for verify.
 
-    Challenge 1 is the first run's TorchScript export. Until a challenge 2 run is given, its
-    slot is the honest baseline: the training mean of the challenge 2 target."""
-    if not runs:
-        raise ToolkitError("eeg2025 bundle: give at least one run")
-    c1 = runs[0]
-    ts = c1.export_dir / "model.ts"
-    if not ts.is_file():
-        raise ToolkitError(
-            f"{c1.path}: no export/model.ts; export with torchscript in export.formats first"
-        )
+    Each challenge's weights are its run's TorchScript export (an ensemble run exports one
+    averaging module). Without a challenge 2 run, its slot is the honest baseline: the
+    training mean of the challenge 2 target over the challenge 1 run's training subjects."""
+    by = runs_by_challenge(runs)
     shutil.copyfile(LOADER, content / "submission.py")
-    shutil.copyfile(ts, content / "weights_challenge_1.pt")
-    stats = c1.stats()
-    baseline = ConstantModel(stats.get("c2_train_mean", 0.0)).eval()
-    torch.jit.script(baseline).save(str(content / "weights_challenge_2.pt"))
-
     reference.mkdir(parents=True, exist_ok=True)
-    x = np.load(c1.export_dir / "reference_inputs.npy")
-    np.save(reference / "inputs.npy", x)
-    np.save(reference / "c1_outputs.npy", np.load(c1.export_dir / "reference_outputs.npy"))
-    with torch.inference_mode():
-        np.save(reference / "c2_outputs.npy", baseline(torch.from_numpy(x)).numpy())
-    recipe = c1.recipe()
+    challenges: dict[str, Any] = {}
+    for challenge, run in sorted(by.items()):
+        shutil.copyfile(run.export_dir / "model.ts", content / f"weights_challenge_{challenge}.pt")
+        for kind in ("inputs", "outputs"):
+            shutil.copyfile(
+                run.export_dir / f"reference_{kind}.npy", reference / f"c{challenge}_{kind}.npy"
+            )
+        challenges[str(challenge)] = _run_summary(run)
+    if 2 not in by:
+        stats = by[1].stats()
+        value = stats.get("c2_train_mean", 0.0)
+        baseline = ConstantModel(value).eval()
+        torch.jit.script(baseline).save(str(content / "weights_challenge_2.pt"))
+        x = np.load(reference / "c1_inputs.npy")
+        np.save(reference / "c2_inputs.npy", x)
+        with torch.inference_mode():
+            np.save(reference / "c2_outputs.npy", baseline(torch.from_numpy(x)).numpy())
+        challenges["2"] = {
+            "kind": "baseline",
+            "description": (
+                f"predicts the training mean of {stats.get('c2_target', 'externalizing')} "
+                f"({value:.4f}); expected nRMSE about 1.0"
+            ),
+            "value": value,
+        }
+    recipes = {str(c): run.recipe() for c, run in by.items()}
+    atol = max(r.export.atol for r in recipes.values())
+    rtol = max(r.export.rtol for r in recipes.values())
     return {
-        "recipe": recipe.model_dump(mode="json"),
-        "tolerance": {"atol": recipe.export.atol, "rtol": recipe.export.rtol},
-        "challenges": {
-            "1": _run_summary(c1),
-            "2": {
-                "kind": "baseline",
-                "description": (
-                    f"predicts the training mean of {stats.get('c2_target', 'externalizing')} "
-                    f"({stats.get('c2_train_mean', 0.0):.4f}); expected nRMSE about 1.0"
-                ),
-                "value": stats.get("c2_train_mean", 0.0),
-            },
-        },
+        "recipe": recipes["1"].model_dump(mode="json"),
+        "recipes": {c: r.name for c, r in recipes.items()},
+        "tolerance": {"atol": atol, "rtol": rtol},
+        "challenges": challenges,
+        "expected_score": _expected(recipes),
     }
+
+
+def _expected(recipes: dict[str, Any]) -> dict[str, float | None]:
+    """The plan's expected leaderboard scores, and the overall 0.3·C1 + 0.7·C2 when both exist."""
+    scores = {f"c{c}": r.stage.expected_score for c, r in recipes.items()}
+    if scores.get("c1") is not None and scores.get("c2") is not None:
+        scores["overall"] = round(0.3 * scores["c1"] + 0.7 * scores["c2"], 5)
+    return scores
 
 
 def verify_eeg2025_bundle(
@@ -84,13 +119,14 @@ def verify_eeg2025_bundle(
     """Run harness_check.py on the unpacked zip in the sandbox; compare with the references."""
     if not (content / "submission.py").is_file():
         return [Check("submission.py", False, "no submission.py at the top of the zip")]
-    inputs = reference / "inputs.npy"
-    if not inputs.is_file():
-        return [Check("reference", False, f"no {inputs} beside the bundle to call the model on")]
+    inputs = [reference / f"c{c}_inputs.npy" for c in (1, 2)]
+    absent = [str(p) for p in inputs if not p.is_file()]
+    if absent:
+        return [Check("reference", False, f"no {absent[0]} beside the bundle to call it on")]
     manifest = read_json(content / MANIFEST)
     tol = manifest.get("tolerance", {"atol": 1e-4, "rtol": 1e-3})
     out = content.parent / f"{content.name}-outputs.npz"
-    result = sandbox.run(HARNESS, [str(content), str(inputs), str(out), device])
+    result = sandbox.run(HARNESS, [str(content), *map(str, inputs), str(out), device])
     if result.returncode != 0 or not out.is_file():
         detail = result.last_error
         if "network access refused" in result.stderr:

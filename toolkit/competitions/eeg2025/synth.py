@@ -2,7 +2,8 @@
 
 Layout and columns follow Release 1 (participants.tsv, sub-*/eeg/*_eeg.set + _events.tsv +
 _channels.tsv + _eeg.json). Each button press adds a response-locked deflection over a fixed
-set of channels, so the press time (the Challenge 1 target) is readable from the EEG window.
+set of channels, so the press time (the Challenge 1 target) is readable from the EEG window; a
+beta rhythm scaled by the subject's `externalizing` score makes the Challenge 2 target readable.
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ EVENT_CODES = {
     "contrastTrial_start": 5, "left_target": 8, "right_target": 9,
     "left_buttonPress": 12, "right_buttonPress": 13,
 }  # fmt: skip
+SYNTH_VERSION = 2  # bump when the files written change, so cached copies are remade
 RESPONSE_AMPLITUDE_V = 25e-6
+TRAIT_AMPLITUDE_V = 8e-6
+TRAIT_CHANNELS = slice(80, 110)  # where the challenge 2 trait shows, in every subject
 NOISE_V = 8e-6
 
 
@@ -103,13 +107,18 @@ def _events(run: int, trials: int, rng: np.random.Generator) -> tuple[pd.DataFra
     return frame, duration
 
 
-def _signal(events: pd.DataFrame, duration: float, rng: np.random.Generator) -> np.ndarray:
-    """EEG in volts (129 x samples): noise, alpha, and a deflection at every button press."""
+def _signal(
+    events: pd.DataFrame, duration: float, trait: float, rng: np.random.Generator
+) -> np.ndarray:
+    """EEG in volts (129 x samples): noise, alpha, a deflection at every button press, and a
+    beta rhythm whose amplitude follows the subject's `externalizing` score (`trait`)."""
     n = round(duration * SFREQ)
     t = np.arange(n) / SFREQ
     data = rng.normal(0, NOISE_V, (len(CHANNEL_NAMES), n))
     alpha = np.sin(2 * np.pi * rng.uniform(8, 12) * t + rng.uniform(0, 6.28))
     data += 4e-6 * rng.uniform(0.5, 1.5, (len(CHANNEL_NAMES), 1)) * alpha
+    beta = np.sin(2 * np.pi * 18.0 * t + rng.uniform(0, 6.28))
+    data[TRAIT_CHANNELS] += TRAIT_AMPLITUDE_V * max(1.0 + 0.6 * trait, 0.0) * beta
     pattern = np.zeros(len(CHANNEL_NAMES))
     motor = np.arange(30, 70)  # a fixed "motor" cluster, the same in every subject
     pattern[motor] = np.linspace(1.0, 0.5, len(motor))
@@ -166,6 +175,7 @@ def write_synthetic_bids(
     }
     (root / "dataset_description.json").write_text(json.dumps(description, indent=2) + "\n")
     info = mne.create_info(CHANNEL_NAMES, SFREQ, ch_types="eeg")
+    traits = participants.set_index("participant_id")["externalizing"].fillna(0.0)
     for sid in ids:
         eeg_dir = root / f"sub-{sid}" / "eeg"
         eeg_dir.mkdir(parents=True, exist_ok=True)
@@ -173,7 +183,8 @@ def write_synthetic_bids(
             stem = f"sub-{sid}_task-{task}_run-{run}"
             events, duration = _events(run, trials_per_run, rng)
             events.to_csv(eeg_dir / f"{stem}_events.tsv", sep="\t", index=False, na_rep="n/a")
-            raw = mne.io.RawArray(_signal(events, duration, rng), info, verbose="error")
+            signal = _signal(events, duration, float(traits[f"sub-{sid}"]), rng)
+            raw = mne.io.RawArray(signal, info, verbose="error")
             raw.set_annotations(
                 mne.Annotations(events["onset"].to_numpy(float), 0.0, events["value"].astype(str))
             )
