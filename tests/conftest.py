@@ -51,21 +51,30 @@ def toolkit(tmp_path: Path, shared_cache: Path) -> Toolkit:
 
 @pytest.fixture(scope="session")
 def smoke_runs(tmp_path_factory: pytest.TempPathFactory, shared_cache: Path):
-    """`toolkit run NAME --smoke` once per recipe, memoised: name -> (result, root)."""
+    """`toolkit run NAME --smoke` once per recipe, memoised: name -> (result, root).
+
+    All smoke runs share one root, as a user's runs do: a recipe's bundle partners (the other
+    challenge of the same stage) are trained once and then reused."""
     done: dict[str, tuple[Result, Path]] = {}
+    root = tmp_path_factory.mktemp("smoke")
 
     def run(name: str) -> tuple[Result, Path]:
         if name not in done:
-            root = tmp_path_factory.mktemp(name.replace("/", "-"))
             done[name] = (Toolkit(root, shared_cache)("run", name, "--smoke"), root)
         return done[name]
 
     return run
 
 
+def bundle_path(output: str) -> Path:
+    """The bundle folder `toolkit run` printed at the end."""
+    line = next(ln for ln in output.splitlines() if ln.startswith("bundle  "))
+    return Path(line.split(None, 1)[1].strip()).parent
+
+
 @pytest.fixture(scope="session")
 def c1_bundle(smoke_runs) -> Path:
     """The verified smoke bundle of eeg2025/c1-baseline."""
-    result, root = smoke_runs("eeg2025/c1-baseline")
+    result, _ = smoke_runs("eeg2025/c1-baseline")
     assert result.exit_code == 0, result.output
-    return root / "submissions" / "eeg2025" / "c1-baseline-smoke"
+    return bundle_path(result.output)

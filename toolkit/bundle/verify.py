@@ -3,6 +3,7 @@ call in a sandbox (fresh process, offline, toolkit unimportable), compared with 
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,8 +86,13 @@ def integrity_checks(content: Path, names: list[str]) -> tuple[list[Check], dict
     return checks, manifest
 
 
-def verify_bundle(bundle: Path, device: str = "cpu") -> VerifyReport:
-    """Run every check on a bundle folder (or its zip) and report; raises only if unreadable."""
+def verify_bundle(
+    bundle: Path, device: str = "cpu", python: Path | None = None, runtime: str = ""
+) -> VerifyReport:
+    """Run every check on a bundle folder (or its zip) and report; raises only if unreadable.
+
+    `python` runs the harness call in another interpreter (a competition runtime's venv,
+    named `runtime` in the report); by default this one."""
     upload, reference = _locate(bundle)
     with tempfile.TemporaryDirectory(prefix="toolkit-verify-") as tmp:
         content = Path(tmp)
@@ -95,6 +101,11 @@ def verify_bundle(bundle: Path, device: str = "cpu") -> VerifyReport:
         if manifest is None or not all(c.passed for c in checks):
             return VerifyReport(upload, checks)
         competition = get_competition(manifest.get("competition", ""), where=str(upload))
-        sandbox = Sandbox(blocked=("toolkit", *competition.unavailable_modules))
+        sandbox = Sandbox(
+            blocked=("toolkit", *competition.unavailable_modules),
+            python=str(python or sys.executable),
+        )
+        if python is not None:
+            checks.append(Check("runtime", True, f"{runtime or 'custom'}: {python}"))
         checks += competition.verify_bundle(content, reference, sandbox, device)
     return VerifyReport(upload, checks)

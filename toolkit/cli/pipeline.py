@@ -81,10 +81,23 @@ def _bundle(runs: list[RunDir], settings: Settings, name: str | None) -> Path:
     return path
 
 
-def _verify(bundle: Path, device: str) -> bool:
+def _runtime_python(ctx: typer.Context, runtime: str | None) -> Path | None:
+    """The Python of a competition's runtime venv (created once), or None for this one."""
+    if not runtime:
+        return None
+    from toolkit.bundle.runtime import ensure_runtime
+    from toolkit.competitions import get_competition
+
+    spec = getattr(get_competition(runtime, where="--runtime"), "runtime", None)
+    if spec is None:
+        raise ToolkitError(f"--runtime {runtime}: that competition names no runtime packages")
+    return ensure_runtime(settings_from(ctx).cache_dir, spec, console)
+
+
+def _verify(bundle: Path, device: str, python: Path | None = None, runtime: str = "") -> bool:
     from toolkit.bundle.verify import verify_bundle
 
-    report = verify_bundle(bundle, device=device)
+    report = verify_bundle(bundle, device=device, python=python, runtime=runtime)
     table = Table(show_header=False, box=None)
     for check in report.checks:
         mark = "[green]✓[/]" if check.passed else "[red]✗[/]"
@@ -231,9 +244,17 @@ def _slot_runs(ctx: typer.Context, targets: list[str], smoke: bool) -> list[RunD
 
 
 def verify_cmd(
+    ctx: typer.Context,
     bundle: Annotated[Path, typer.Argument(help="A bundle folder or its submission.zip.")],
     device: Annotated[str, typer.Option(help="Device to call the models on: cpu or cuda.")] = "cpu",
+    runtime: Annotated[
+        str | None,
+        typer.Option(
+            help="Call the bundle in the competition's own runtime (e.g. eeg2025: torch 2.2.2), "
+            "a virtual environment made once under the cache folder."
+        ),
+    ] = None,
 ) -> None:
     """Check a bundle offline, without the toolkit, the way the competition's harness calls it."""
     with cli_errors():
-        _verify(bundle, device)
+        _verify(bundle, device, _runtime_python(ctx, runtime), runtime or "")

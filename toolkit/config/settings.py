@@ -4,15 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class S3Settings(BaseModel):
-    """Access to S3 and S3-compatible servers (TOOLKIT_S3__ANON, TOOLKIT_S3__ENDPOINT_URL)."""
+    """Access to S3 and S3-compatible servers (TOOLKIT_S3__ANON, TOOLKIT_S3__ENDPOINT_URL, ...).
+
+    A request that meets a transient failure (5xx, throttling, a dropped connection) is tried at
+    most `max_attempts` times with exponential backoff; the timeouts (seconds) bound how long an
+    unreachable endpoint can stall a run."""
 
     anon: bool = True
     endpoint_url: str | None = None
+    region: str | None = "us-east-2"  # HBN-EEG's public buckets
+    connect_timeout: float = Field(3.0, gt=0)
+    read_timeout: float = Field(20.0, gt=0)
+    max_attempts: int = Field(4, ge=1)
 
 
 class Settings(BaseSettings):

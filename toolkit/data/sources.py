@@ -25,11 +25,18 @@ def synthetic_root(
 
 
 def local_root(source: str, settings: Settings) -> Path:
-    """A local source: absolute, or relative to TOOLKIT_DATA_DIR (then to the current folder)."""
-    if source.startswith(("s3://", "http://", "https://")):
+    """A local source: absolute, or relative to TOOLKIT_DATA_DIR (then to the current folder).
+
+    s3:// sources have no local root: open them with toolkit.data.remote.open_source."""
+    if source.startswith("s3://"):
         raise DataError(
-            f"data.source={source}: remote sources are not supported by this build yet; "
-            "download the BIDS root and point data.source at the local folder"
+            f"data.source={source}: a remote source has no local folder; this step must read it "
+            "through toolkit.data.remote.open_source (or point data.source at a local copy)"
+        )
+    if source.startswith(("http://", "https://")):
+        raise DataError(
+            f"data.source={source}: http(s) sources are not supported; use s3://bucket/prefix "
+            "or a local folder"
         )
     path = Path(source).expanduser()
     candidates = [path] if path.is_absolute() else [settings.data_dir / path, Path.cwd() / path]

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from torch import nn
 
+from toolkit.bundle.runtime import RuntimeSpec
 from toolkit.competitions import register
 from toolkit.competitions.eeg2025.config import EEG2025Data
 from toolkit.competitions.eeg2025.models import nrmse
@@ -26,6 +27,11 @@ class EEG2025:
         "c1": "challenge 1 (response time)",
         "c2": "challenge 2 (psychopathology)",
     }
+
+    # What the harness runs (COMPETITIONS.md): `toolkit verify --runtime eeg2025` uses it.
+    runtime = RuntimeSpec(
+        "eeg2025", ("torch==2.2.2", "numpy<2"), "Python 3.10, torch 2.2.2, no onnxruntime"
+    )
 
     def bundle_slot(self, recipe) -> str:
         return f"c{recipe.data.challenge}"

@@ -103,7 +103,8 @@ def _candidates(cfg: EEG2025Data, settings: Settings, skipped: Counter) -> list[
         chosen = table[keep]
         if chosen.empty:
             raise DataError(
-                f"{source.url}: no subject of release {release or 'any'} has {cfg.task} "
+                f"{source.url}: no subject of release {release or '/'.join(cfg.releases) or 'any'}"
+                f" has {cfg.task} "
                 + (f"and {cfg.c2_target} " if cfg.challenge == 2 else "")
                 + "in participants.tsv"
             )
