@@ -143,6 +143,30 @@ class WindowDataset(Dataset):
     def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.from_numpy(self.window(k)), torch.tensor([self.targets[k]])
 
+    def __getitems__(self, ks: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """A whole batch at once (the DataLoader's batched fetch): each window's crop is copied
+        straight from its memory map into one batch array. Returns the collated (X, y)."""
+        ks = np.asarray(ks, dtype=int)
+        blocks, rows = self.index[ks, 0], self.index[ks, 1]
+        first = self.blocks[blocks[0]]
+        n_times = first.shape[-1]
+        size = self.crop if self.crop is not None and self.crop < n_times else n_times
+        out = np.empty((len(ks), first.shape[1], size), dtype=np.float32)
+        room = n_times - size
+        if self.random_crop and room:
+            starts = torch.randint(0, room + 1, (len(ks),)).numpy()
+        else:
+            starts = np.full(len(ks), room // 2)
+        for i, (block, row, start) in enumerate(zip(blocks, rows, starts, strict=True)):
+            out[i] = self.blocks[block][row, :, start : start + size]
+        y = torch.from_numpy(self.targets[ks]).unsqueeze(1)
+        return torch.from_numpy(out), y
+
+
+def collate_batch(batch):
+    """`WindowDataset.__getitems__` returns collated batches: pass them through."""
+    return batch
+
 
 class EEG2025DataModule(L.LightningDataModule):
     """Windows of the selected subjects, split by subject into train and validation."""
@@ -249,6 +273,7 @@ class EEG2025DataModule(L.LightningDataModule):
             generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
             num_workers=self.settings.num_workers,
             persistent_workers=self.settings.num_workers > 0,
+            collate_fn=collate_batch,
         )
 
     def train_dataloader(self) -> DataLoader:
