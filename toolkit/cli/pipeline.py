@@ -158,17 +158,20 @@ def run_cmd(
         settings = settings_from(ctx)
         run = _train(ctx, name, set_ or [], smoke, resume)
         _export(run)
-        bundle = _bundle(_with_partners(ctx, run, smoke), settings, None)
+        runs = _with_partners(ctx, run, smoke)
+        bundle = _bundle(runs, settings, None)
         _verify(bundle, device)
-        metrics = run.metrics()
-        metric = metrics["metric"]
-        baselines = ", ".join(f"{k} {v:.4f}" for k, v in metrics.get("baselines", {}).items())
-        console.print(
-            f"\n[bold]bundle[/]  {bundle / 'submission.zip'}\n"
-            f"[bold]score[/]   validation {metric} {metrics[f'val_{metric}']:.4f}"
-            + (f" (baseline: {baselines})" if baselines else "")
-            + "\n[bold]verify[/]  [green]passed[/]"
-        )
+        lines = [f"\n[bold]bundle[/]  {bundle / 'submission.zip'}"]
+        for bundled in runs:
+            metrics = bundled.metrics()
+            metric = metrics["metric"]
+            base = ", ".join(f"{k} {v:.4f}" for k, v in metrics.get("baselines", {}).items())
+            who = f"{bundled.recipe().name}: " if len(runs) > 1 else ""
+            lines.append(
+                f"[bold]score[/]   {who}validation {metric} {metrics[f'val_{metric}']:.4f}"
+                + (f" (baseline: {base})" if base else "")
+            )
+        console.print("\n".join([*lines, "[bold]verify[/]  [green]passed[/]"]))
 
 
 def train_cmd(
