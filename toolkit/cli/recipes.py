@@ -29,7 +29,7 @@ def list_cmd(ctx: typer.Context) -> None:
                 entry.name,
                 recipe.competition,
                 "" if stage.number is None else str(stage.number),
-                "" if stage.expected_score is None else f"{stage.expected_score:g}",
+                "" if stage.expected_score is None else f"{stage.expected_score:.3f}",
                 (recipe.description or stage.description).strip().splitlines()[0]
                 if (recipe.description or stage.description).strip()
                 else "",
