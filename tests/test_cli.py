@@ -28,6 +28,21 @@ def test_recipes_list_shows_name_competition_stage_description(toolkit):
     assert "Challenge 1 baseline" in result.output
 
 
+def test_recipes_list_shows_the_eight_eeg2025_stages_with_expected_scores(toolkit):
+    result = toolkit("recipes", "list")
+    rows = {line.split("│")[1].strip(): line for line in result.output.splitlines() if "│" in line}
+    stages = {
+        "c1-stage1-r1-20subj": ("1", "0.980"), "c2-stage1-r1-20subj": ("1", "1.000"),
+        "c1-stage2-r1-100subj": ("2", "0.950"), "c2-stage2-r1-100subj": ("2", "0.995"),
+        "c1-stage3-per-release-ensemble": ("3", "0.930"),
+        "c2-stage3-per-release-ensemble": ("3", "0.990"),
+        "c1-stage4-240subj-5seeds": ("4", "0.910"), "c2-stage4-240subj-5seeds": ("4", "0.985"),
+    }  # fmt: skip
+    for stem, (stage, expected) in stages.items():
+        cells = [c.strip() for c in rows[f"eeg2025/{stem}"].split("│")]
+        assert cells[3:5] == [stage, expected], cells
+
+
 def test_recipes_show_prints_resolved_yaml_with_overrides(toolkit):
     result = toolkit("recipes", "show", "eeg2025/c1-baseline", "--smoke", "--set", "train.lr=0.5")
     assert result.exit_code == 0, result.output
