@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
+import os
 import shlex
 from collections.abc import Iterator
 
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 
 from toolkit.config.settings import Settings, get_settings
 from toolkit.errors import ToolkitError
@@ -40,9 +43,43 @@ def settings_from(ctx: typer.Context) -> Settings:
     return get_settings(**overrides)
 
 
+def _uid() -> str:
+    """`uid N` (and `gid M`) of this process, for permission messages."""
+    getuid, getgid = getattr(os, "getuid", None), getattr(os, "getgid", None)
+    return f"uid {getuid()}, gid {getgid()}" if getuid and getgid else "this user"
+
+
+def os_error_line(exc: OSError) -> str | None:
+    """One line (what, where, how to fix) for the file-system errors a user can fix: no
+    permission, a read-only file system, a full disk, a missing file or folder. None for others.
+    """
+    path = exc.filename if exc.filename is not None else exc.filename2
+    where = f"{os.fsdecode(path)}: " if path is not None else ""
+    if isinstance(exc, PermissionError) and exc.errno in (errno.EACCES, errno.EPERM):
+        return (
+            f"{where}permission denied for {_uid()}; give that user access (in Docker: "
+            "`--user $(id -u):$(id -g)` runs as the mounted folder's owner) or point the "
+            "TOOLKIT_*_DIR setting elsewhere"
+        )
+    if exc.errno == errno.EROFS:
+        return (
+            f"{where}read-only file system; mount it read-write (drop `:ro`) or point the "
+            "TOOLKIT_*_DIR setting at a writable folder"
+        )
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"{where}no space left on device; free some space or use a bigger folder"
+    if isinstance(exc, FileNotFoundError | NotADirectoryError):
+        return (
+            f"{where}no such file or folder; check the path (in Docker: is the folder mounted, "
+            "`-v HOST_PATH:CONTAINER_PATH`?)"
+        )
+    return None
+
+
 @contextlib.contextmanager
 def cli_errors() -> Iterator[None]:
-    """Turn toolkit errors into one red line on stderr and the error's exit code."""
+    """Turn toolkit errors, and file-system errors a user can fix, into one red line on stderr
+    and a non-zero exit code (the error's own, 2 for file-system errors)."""
     try:
         yield
     except ToolkitError as exc:
@@ -51,6 +88,12 @@ def cli_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         err_console.print("[bold red]interrupted[/]")
         raise typer.Exit(130) from None
+    except OSError as exc:
+        line = os_error_line(exc)
+        if line is None:
+            raise
+        err_console.print(f"[bold red]error:[/] {escape(line)}", soft_wrap=True)
+        raise typer.Exit(ToolkitError.exit_code) from None
 
 
 def command_line(*parts: str | None, sets: list[str] | None = None, flags: dict[str, bool]) -> str:
