@@ -78,7 +78,8 @@ def train_ensemble(
         else:
             previous = latest_resumable(settings.runs_dir, sub.name, sub.smoke_applied)
             previous = previous if resume else None
-            console.print(f"member [bold]{member.name}[/]: training {sub.name}")
+            doing = f"resuming {previous.path}" if previous else f"training {sub.name}"
+            console.print(f"member [bold]{member.name}[/]: {doing}")
             run = train(sub, settings, command=f"{command}  # member {member.name}",
                         resume=previous, console=console)  # fmt: skip
         members.append((member.name, run))
