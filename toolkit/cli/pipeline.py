@@ -37,12 +37,8 @@ def _train(ctx: typer.Context, name: str, sets: list[str], smoke: bool, resume: 
         from toolkit.engine.ensemble import train_ensemble
 
         run = train_ensemble(recipe, settings, command=command, resume=resume, console=console)
-        metrics = run.metrics()
-        metric = metrics["metric"]
-        console.print(
-            f"ensemble [bold]{run.path}[/] of {len(metrics['members'])} members: val {metric} "
-            f"{metrics[f'val_{metric}']:.4f} ({metrics['validated_on']})"
-        )
+        members = len(run.metrics()["members"])
+        _report(run, f"ensemble [bold]{run.path}[/] of {members} members", "validated_on")
         return run
     previous = None
     if resume:
@@ -55,13 +51,16 @@ def _train(ctx: typer.Context, name: str, sets: list[str], smoke: bool, resume: 
             raise TrainingError("--resume continues with the run's saved recipe; drop --set")
         console.print(f"resuming [bold]{previous.path}[/]")
     run = train(recipe, settings, command=command, resume=previous, console=console)
+    epochs = run.metrics()["epochs_completed"]
+    _report(run, f"trained [bold]{run.path}[/] in {epochs} epochs", "stopped_by")
+    return run
+
+
+def _report(run: RunDir, what: str, why_key: str) -> None:
+    """One line: what was trained, its validation score, and why it ended / how it was scored."""
     metrics = run.metrics()
     metric = metrics["metric"]
-    console.print(
-        f"trained [bold]{run.path}[/]: val {metric} {metrics[f'val_{metric}']:.4f} "
-        f"after {metrics['epochs_completed']} epochs ({metrics['stopped_by']})"
-    )
-    return run
+    console.print(f"{what}: val {metric} {metrics[f'val_{metric}']:.4f} ({metrics[why_key]})")
 
 
 def _export(run: RunDir) -> None:
