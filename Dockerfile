@@ -1,7 +1,7 @@
 # The toolkit's CUDA image: `docker run --gpus all IMAGE run eeg2025/c1-baseline`.
 #
 #   docker build -t toolkit:cuda .                                   # GitHub, any online box
-#   docker build -t toolkit:cpu \
+#   docker build -t toolkit:cpu --build-arg BASE_IMAGE=debian:bookworm-20250520-slim \
 #     --build-arg PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu .   # CPU variant
 #   docker/build-local.sh toolkit:local                              # no registry reachable
 #
@@ -10,14 +10,15 @@
 # certificates go in docker/certs/*.crt, a local wheelhouse in docker/wheels/ with
 # `--build-arg PIP_NO_INDEX=1` (docker/README.md).
 
-# Base image. The torch wheels from PyPI carry their own CUDA runtime, cuDNN and NCCL (the
-# nvidia-* wheels), so a CUDA runtime image would ship CUDA twice (~3 GB more); all the host
-# has to give is the driver, which `--gpus all` (nvidia-container-toolkit) mounts in. So the
-# default is plain Debian 12, whose python3 is 3.11 (the version the project pins wheels for),
-# pinned to a dated tag; pin a digest (debian@sha256:...) where builds must be bit-for-bit.
-# Any Debian/Ubuntu base with apt and a python3 >= 3.11 works (build-local.sh passes one made
-# with debootstrap).
-ARG BASE_IMAGE=debian:bookworm-20250520-slim
+# Base image: NVIDIA's CUDA image for torch 2.14.1's CUDA (13.0), pinned, in its minimal `base`
+# flavour: Ubuntu 24.04 (python3 3.12) + the CUDA runtime stub and driver-compat package, and
+# the NVIDIA_REQUIRE_CUDA check that makes `docker run --gpus all` refuse a too-old driver with
+# a clear message. Not `-runtime`/`-cudnn-runtime`: the torch wheels from PyPI carry their own
+# cuBLAS, cuDNN and NCCL (the nvidia-* wheels), so those would ship CUDA twice (~3 GB more).
+# Pin a digest (nvidia/cuda@sha256:...) where builds must be bit-for-bit. Any Debian/Ubuntu
+# base with apt and a python3 >= 3.11 works: the CPU variant uses debian:bookworm-*-slim
+# (python3 3.11), build-local.sh a Debian base made with debootstrap.
+ARG BASE_IMAGE=nvidia/cuda:13.0.2-base-ubuntu24.04
 
 # ---------------------------------------------------------------------------------------------
 # base: python3 and the CA certificates, shared by the build and the runtime stages.
@@ -28,7 +29,7 @@ ENV DEBIAN_FRONTEND=noninteractive \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 
-# python3 from the distribution (3.11 on bookworm) and the CA store; libgomp for torch's CPU
+# python3 from the distribution (3.12 on Ubuntu 24.04, 3.11 on bookworm) and the CA store; libgomp for torch's CPU
 # threads is pulled in by the wheels' own deps, nothing else is needed at run time.
 # hadolint ignore=DL3008
 RUN apt-get update \
@@ -109,8 +110,14 @@ COPY --from=build /opt/venv /opt/venv
 
 # The non-root user (uid 1000 by default). `--user UID:GID` with any other uid works too: the
 # working folders are world-writable (sticky, like /tmp) and HOME-like state goes to /tmp.
+# Ubuntu >= 23.04 images (nvidia/cuda:*-ubuntu24.04 too) already have `ubuntu` as uid/gid 1000:
+# that user and group make way for `toolkit`.
 ARG UID=1000
-RUN groupadd --gid "${UID}" toolkit \
+RUN taken="$(getent passwd "${UID}" || true)" \
+    && if [ -n "${taken}" ]; then userdel "${taken%%:*}"; fi \
+    && taken="$(getent group "${UID}" || true)" \
+    && if [ -n "${taken}" ]; then groupdel "${taken%%:*}"; fi \
+    && groupadd --gid "${UID}" toolkit \
     && useradd --uid "${UID}" --gid toolkit --no-create-home --home-dir /tmp --shell /usr/sbin/nologin toolkit \
     && mkdir -p /data /cache /work/runs /work/submissions \
     && chmod 1777 /data /cache /work /work/runs /work/submissions

@@ -66,7 +66,7 @@ def main() -> None:
     started = time.monotonic()
     result = CliRunner().invoke(app, ["predict", str(bundle), str(challenges), "--out", str(out)])
     predict_seconds = time.monotonic() - started
-    print(result.output.strip().splitlines()[-1])
+    print(next((ln for ln in result.output.splitlines() if ln.startswith("wrote")), ""))
     ours = score_files(out, solutions)
     copy = score_submission(copy_input_submission(evaluation), answers)
     print(f"\nARC-AGI-1 evaluation ({ours['tasks']} tasks, {ours['outputs']} test outputs), "

@@ -3,6 +3,7 @@
 # cluster, a sandbox behind a TLS-intercepting proxy), with the legacy builder:
 #
 #   docker/build-local.sh [TAG]            # default tag: toolkit:local
+#   DOCKERFILE=docker/inference.Dockerfile docker/build-local.sh toolkit-inference:local
 #
 # 1. a Debian base image made here: debootstrap + `docker import` (once; reused after),
 # 2. this machine's CA bundle copied into docker/certs/ (so pip trusts the proxy, if any),
@@ -19,6 +20,7 @@
 #   CA_BUNDLE  CA bundle to trust in the build    (/etc/ssl/certs/ca-certificates.crt)
 #   PYTHON     interpreter whose pip fills the wheelhouse (python3; must be 3.11 on x86_64)
 #   NETWORK    network for RUN steps              (host)
+#   DOCKERFILE which image, relative to the root  (Dockerfile; or docker/inference.Dockerfile)
 #   REBUILD_BASE=1  debootstrap again even if the base image exists
 set -euo pipefail
 
@@ -29,6 +31,7 @@ SUITE="${SUITE:-bookworm}"
 CA_BUNDLE="${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
 PYTHON="${PYTHON:-python3}"
 NETWORK="${NETWORK:-host}"
+DOCKERFILE="${DOCKERFILE:-Dockerfile}"
 
 say() { printf '\033[1m[build-local]\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31m[build-local] error:\033[0m %s\n' "$*" >&2; exit 1; }
@@ -42,6 +45,7 @@ default_mirror() {
 }
 MIRROR="${MIRROR:-$(default_mirror)}"
 
+[[ -f "$ROOT/$DOCKERFILE" ]] || die "no $ROOT/$DOCKERFILE (DOCKERFILE is relative to the repository root)"
 command -v docker >/dev/null || die "no docker client (apt-get install docker.io)"
 docker info >/dev/null 2>&1 \
     || die "no Docker engine answers: start one (nohup dockerd >/tmp/dockerd.log 2>&1 &)"
@@ -78,9 +82,16 @@ fi
 # files already there, so a second build fetches nothing. The image's python3 must match.
 version="$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
 [[ "$version" == 3.11 ]] || die "$PYTHON is Python $version; the $SUITE image has 3.11 (set PYTHON)"
+# The inference image needs only its two pinned packages (the ARG defaults in its Dockerfile).
+dockerfile_arg() { sed -nE "s/^ARG $1=(.+)$/\1/p" "$ROOT/$DOCKERFILE" | head -n1; }
+if [[ "$DOCKERFILE" == *inference* ]]; then
+    wanted=("numpy==$(dockerfile_arg NUMPY_VERSION)" "onnxruntime==$(dockerfile_arg ONNXRUNTIME_VERSION)")
+else
+    wanted=("setuptools>=69" "$ROOT")
+fi
 say "wheelhouse docker/wheels/ (pip download with this machine's pip configuration)"
 "$PYTHON" -m pip download --quiet --dest "$ROOT/docker/wheels" --prefer-binary \
-    --only-binary=:all: "setuptools>=69" "$ROOT" \
+    --only-binary=:all: "${wanted[@]}" \
     || die "pip download failed: the wheelhouse needs every dependency as a wheel"
 
 # 4. The image, with the legacy builder (no buildx here), installing from the wheelhouse only.
@@ -89,8 +100,9 @@ if [[ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null)"
     commit="$commit-dirty"
 fi
 pkg_version="$(sed -nE 's/^version = "([^"]+)"/\1/p' "$ROOT/pyproject.toml" | head -n1)"
-say "DOCKER_BUILDKIT=0 docker build -t $TAG (base $BASE_TAG, commit $commit)"
+say "DOCKER_BUILDKIT=0 docker build -f $DOCKERFILE -t $TAG (base $BASE_TAG, commit $commit)"
 DOCKER_BUILDKIT=0 docker build \
+    --file "$ROOT/$DOCKERFILE" \
     --network "$NETWORK" \
     --build-arg BASE_IMAGE="$BASE_TAG" \
     --build-arg PIP_NO_INDEX=1 \
@@ -102,4 +114,8 @@ DOCKER_BUILDKIT=0 docker build \
 
 size="$(docker image inspect --format '{{.Size}}' "$TAG")"
 say "built $TAG ($((size / 1024 / 1024)) MiB) in $(($(date +%s) - started)) s"
-say "try: docker run --rm --network none $TAG recipes list"
+if [[ "$DOCKERFILE" == *inference* ]]; then
+    say "try: docker run --rm --network none -v BUNDLE_DIR:/bundle:ro -v IO_DIR:/io $TAG /io/challenges.json /io/submission.json"
+else
+    say "try: docker run --rm --network none $TAG recipes list"
+fi

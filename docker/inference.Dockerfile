@@ -10,7 +10,8 @@
 # Same build arguments as the main Dockerfile (BASE_IMAGE, PIP_NO_INDEX + docker/wheels/,
 # extra CAs in docker/certs/); builds with BuildKit and with the legacy builder.
 
-# A plain Debian 12 (python3 3.11); see the main Dockerfile for why no CUDA base.
+# A plain Debian 12 (python3 3.11): onnxruntime's CPU wheel needs no CUDA (bundles needing a
+# GPU at inference run in the main image).
 ARG BASE_IMAGE=debian:bookworm-20250520-slim
 
 FROM ${BASE_IMAGE} AS base
@@ -41,7 +42,11 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_FIND_LINKS=/tmp/wheels
 RUN python3 -m venv /opt/venv
-COPY docker/wheels/ /tmp/wheels/
+# Only the predictor's wheels from the local wheelhouse (it also holds the ~3 GB CUDA torch set
+# when build-local.sh filled it). .gitkeep keeps the COPY valid when the wheelhouse is empty;
+# pip resolves anything missing from the index unless PIP_NO_INDEX=1.
+COPY docker/wheels/.gitkeep docker/wheels/numpy-* docker/wheels/onnxruntime-* \
+     docker/wheels/flatbuffers-* docker/wheels/packaging-* docker/wheels/protobuf-* /tmp/wheels/
 RUN /opt/venv/bin/pip install "numpy==${NUMPY_VERSION}" "onnxruntime==${ONNXRUNTIME_VERSION}" \
     && /opt/venv/bin/python -c "import numpy, onnxruntime; print(numpy.__version__, onnxruntime.__version__)"
 

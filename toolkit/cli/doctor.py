@@ -22,7 +22,8 @@ def _container() -> str:
     created = os.environ.get("TOOLKIT_IMAGE_CREATED")
     if not any(image.values()):
         return "yes (not the toolkit image)"
-    return f"yes: toolkit image {image['version']}, commit {image['revision']}, built {created}"
+    version, revision = image["version"] or "?", image["revision"] or "?"
+    return f"yes: toolkit image {version}, commit {revision}, built {created or '?'}"
 
 
 def _user() -> str:
@@ -63,7 +64,12 @@ def doctor_cmd(ctx: typer.Context) -> None:
         settings = settings_from(ctx)
         table = Table(show_header=False, box=None)
         table.add_row("python", platform.python_version())
-        table.add_row("toolkit commit", code_commit() or "unknown")
+        # No git inside the image: the commit it was built from is its label.
+        image_commit = os.environ.get("TOOLKIT_IMAGE_REVISION")
+        table.add_row(
+            "toolkit commit",
+            code_commit() or (f"{image_commit} (image label)" if image_commit else "unknown"),
+        )
         for name, ver in package_versions().items():
             table.add_row(name, ver or "[red]not installed[/]")
         cuda = torch.cuda.is_available()

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from toolkit.cli import data, doctor, pipeline, recipes
+from toolkit.cli import data, doctor, pipeline, predict, recipes, score
 from toolkit.cli.common import setup_logging
 
 app = typer.Typer(
@@ -27,6 +27,8 @@ app.command(
 )(pipeline.bundle_cmd)
 app.command("verify")(pipeline.verify_cmd)
 app.command("doctor")(doctor.doctor_cmd)
+app.command("predict")(predict.predict_cmd)
+app.command("score")(score.score_cmd)
 
 PathOpt = Annotated[Path | None, typer.Option(show_default=False)]
 

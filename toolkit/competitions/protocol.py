@@ -117,4 +117,6 @@ class Scores(Protocol):
 class Predicts(Protocol):
     """`toolkit predict BUNDLE INPUT --out OUT`: run an unpacked bundle's predictor offline."""
 
-    def predict(self, content: Path, inputs: Path, out: Path, device: str) -> None: ...
+    def predict(self, content: Path, inputs: Path, out: Path, device: str) -> str:
+        """Write `out`; return a one-line summary."""
+        ...

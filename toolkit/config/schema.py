@@ -44,6 +44,9 @@ class TrainConfig(StrictModel):
     accumulate_grad_batches: int = Field(1, ge=1)
     early_stopping_patience: int | None = Field(None, ge=1)
     val_every_n_epochs: int = Field(1, ge=1)
+    eval_every_n_epochs: int = Field(
+        1, ge=1, description="how often competitions with an `evaluate` hook score the model"
+    )
     time_budget: Duration | None = None
     checkpoint_every: Duration | None = None
     seed: int | None = None

@@ -1,4 +1,5 @@
-"""Callbacks the engine adds to every run: history, non-finite loss guard, graceful stop."""
+"""Callbacks the engine adds to every run: history, progress (samples/s, ETA within the time
+budget), competition evaluation every N epochs, non-finite loss guard, graceful stop."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
+from lightning.pytorch.callbacks import RichProgressBar, Timer
 from rich.console import Console
 
+from toolkit.competitions.protocol import EvalResult
 from toolkit.engine.rundir import RunDir
 from toolkit.errors import TrainingError
 from toolkit.fileio import read_json, write_json, write_text
@@ -25,15 +29,165 @@ def _scalar(value: Any) -> float | None:
         return None
 
 
+def _hms(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+class Throughput(L.Callback):
+    """Samples per second and the ETA of the run: the epochs left at the pace so far, capped by
+    what remains of the time budget (Lightning's Timer) when there is one."""
+
+    def __init__(self) -> None:
+        self._start = time.monotonic()
+        self._first_epoch = 0
+        self._epoch_start = time.monotonic()
+        self._epoch_samples = 0
+        self.samples_per_second: float | None = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start = time.monotonic()
+        self._first_epoch = trainer.current_epoch
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._epoch_start = time.monotonic()
+        self._epoch_samples = 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        first = batch[0] if isinstance(batch, list | tuple) else batch
+        self._epoch_samples += len(first) if hasattr(first, "__len__") else 1
+        elapsed = time.monotonic() - self._epoch_start
+        if elapsed > 0:
+            self.samples_per_second = self._epoch_samples / elapsed
+
+    def eta_seconds(self, trainer: L.Trainer) -> float | None:
+        """Seconds until training stops (max epochs or time budget, whichever comes first)."""
+        done = trainer.current_epoch - self._first_epoch
+        batches = trainer.num_training_batches
+        if isinstance(batches, int | float) and batches and math.isfinite(batches):
+            done += min(trainer.fit_loop.epoch_loop.batch_progress.current.completed / batches, 1)
+        elapsed = time.monotonic() - self._start
+        left = None
+        if done > 0 and trainer.max_epochs is not None and trainer.max_epochs > 0:
+            total = trainer.max_epochs - self._first_epoch
+            left = elapsed / done * max(total - done, 0)
+        timer = next((cb for cb in trainer.callbacks if isinstance(cb, Timer)), None)
+        budget = timer.time_remaining("train") if timer is not None else None
+        if budget is not None:
+            left = budget if left is None else min(left, budget)
+        return None if left is None else max(left, 0.0)
+
+    def summary(self, trainer: L.Trainer) -> dict[str, str]:
+        eta = self.eta_seconds(trainer)
+        rate = self.samples_per_second
+        return {
+            "samples/s": "?" if rate is None else f"{rate:.1f}",
+            "eta": "?" if eta is None else _hms(eta),
+        }
+
+
+class ProgressBar(RichProgressBar):
+    """Lightning's rich bar plus samples/s and the ETA (time budget honoured)."""
+
+    def __init__(self, throughput: Throughput):
+        super().__init__()
+        self.throughput = throughput
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        return {**super().get_metrics(trainer, pl_module), **self.throughput.summary(trainer)}
+
+
+class Evaluator(L.Callback):
+    """Calls the competition's `evaluate` hook every N epochs (and on the last one), writes
+    `<run>/eval_predictions.json` atomically, and publishes `eval_score` plus `eval_select` (the
+    score, ties broken by lower val_loss) for the best checkpoint to monitor."""
+
+    MONITOR = "eval_select"
+
+    def __init__(
+        self, evaluate: Any, run: RunDir, every_n_epochs: int, mode: str, console: Console
+    ):
+        self.evaluate = evaluate
+        self.run = run
+        self.every = every_n_epochs
+        self.sign = 1.0 if mode == "max" else -1.0
+        self.console = console
+        self.best: dict[str, Any] | None = None
+        self.last_score: float | None = None
+        self._last_seconds = 0.0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.best = state_dict.get("best")
+
+    def _due(self, trainer: L.Trainer) -> bool:
+        epoch = trainer.current_epoch + 1
+        if epoch % self.every == 0 or trainer.should_stop:
+            return True
+        if trainer.max_epochs is not None and epoch >= trainer.max_epochs:
+            return True
+        timer = next((cb for cb in trainer.callbacks if isinstance(cb, Timer)), None)
+        remaining = timer.time_remaining("train") if timer is not None else None
+        epoch_seconds = time.monotonic() - getattr(self, "_epoch_start", time.monotonic())
+        return remaining is not None and remaining < epoch_seconds + self._last_seconds
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._epoch_start = time.monotonic()
+        self.last_score = None
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        metrics = trainer.callback_metrics
+        worst = torch.tensor(-self.sign * math.inf, dtype=torch.float64)
+        if not self._due(trainer):
+            metrics.setdefault(self.MONITOR, worst)
+            return
+        started = time.monotonic()
+        result: EvalResult = self.evaluate(pl_module.model, trainer.datamodule)
+        self._last_seconds = time.monotonic() - started
+        epoch = trainer.current_epoch
+        record = {"epoch": epoch, "score": result.score, **result.details,
+                  "predictions": result.predictions}  # fmt: skip
+        write_json(self.run.eval_predictions, record)
+        val_loss = _scalar(metrics.get("val_loss")) or 0.0
+        select = result.score - self.sign * 1e-6 * min(abs(val_loss), 100.0)
+        metrics["eval_score"] = torch.tensor(result.score, dtype=torch.float64)
+        metrics[self.MONITOR] = torch.tensor(select, dtype=torch.float64)
+        self.last_score = result.score
+        if self.best is None or self.sign * (select - self.best["select"]) > 0:
+            self.best = {"score": result.score, "select": select, "epoch": epoch,
+                         "details": result.details}  # fmt: skip
+            write_json(self.run.path / "eval_predictions.best.json", record)
+        self.console.print(
+            f"[dim]eval epoch {epoch}: score {result.score:.4f} "
+            f"({len(result.predictions)} items, {self._last_seconds:.1f}s)[/]"
+        )
+
+
 class HistoryWriter(L.Callback):
     """Writes history.csv and history.json after every epoch (atomically), and on resume keeps
     the rows of the epochs already done. Prints one line per epoch when `echo` is set."""
 
-    def __init__(self, run: RunDir, metric_name: str, echo: bool, console: Console):
+    def __init__(
+        self,
+        run: RunDir,
+        metric_name: str,
+        echo: bool,
+        console: Console,
+        throughput: Throughput | None = None,
+        evaluator: Evaluator | None = None,
+    ):
         self.run = run
         self.metric_name = metric_name
         self.echo = echo
         self.console = console
+        self.throughput = throughput
+        self.evaluator = evaluator
         self.rows: list[dict[str, Any]] = []
         self._epoch_start = time.monotonic()
 
@@ -58,6 +212,10 @@ class HistoryWriter(L.Callback):
             "lr": lr,
             "seconds": round(time.monotonic() - self._epoch_start, 3),
         }
+        if self.throughput is not None and self.throughput.samples_per_second is not None:
+            row["samples_per_s"] = round(self.throughput.samples_per_second, 2)
+        if self.evaluator is not None:
+            row["eval_score"] = self.evaluator.last_score
         self.rows.append(row)
         write_json(self.run.history_json, self.rows)
         buf = io.StringIO()
@@ -69,11 +227,15 @@ class HistoryWriter(L.Callback):
             shown = "  ".join(
                 f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                 for k, v in row.items()
-                if v is not None and k not in ("step", "lr")
+                if v is not None and k not in ("step", "lr", "samples_per_s")
             )
-            total = trainer.max_epochs or 0
-            eta = row["seconds"] * max(total - trainer.current_epoch - 1, 0)
-            self.console.print(f"[dim]{shown}  eta {eta:.0f}s[/]")
+            if self.throughput is not None:
+                progress = self.throughput.summary(trainer)
+                shown += f"  samples/s {progress['samples/s']}  eta {progress['eta']}"
+            else:
+                total = trainer.max_epochs or 0
+                shown += f"  eta {row['seconds'] * max(total - trainer.current_epoch - 1, 0):.0f}s"
+            self.console.print(f"[dim]{shown}[/]")
 
 
 class FiniteLossGuard(L.Callback):

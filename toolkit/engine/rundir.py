@@ -45,6 +45,10 @@ class RunDir:
         return self.path / "history.json"
 
     @property
+    def eval_predictions(self) -> Path:
+        return self.path / "eval_predictions.json"
+
+    @property
     def metrics_file(self) -> Path:
         return self.path / "metrics.json"
 

@@ -6,13 +6,20 @@ import time
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar, Timer
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, Timer
 from rich.console import Console
 
 from toolkit.competitions import get_competition
 from toolkit.config.schema import Recipe
 from toolkit.config.settings import Settings
-from toolkit.engine.callbacks import FiniteLossGuard, GracefulStop, HistoryWriter
+from toolkit.engine.callbacks import (
+    Evaluator,
+    FiniteLossGuard,
+    GracefulStop,
+    HistoryWriter,
+    ProgressBar,
+    Throughput,
+)
 from toolkit.engine.checkpoint_io import AtomicCheckpointIO
 from toolkit.engine.device import resolve_device
 from toolkit.engine.module import TaskModule
@@ -65,24 +72,41 @@ def train(
         cfg,
     )
     mode = competition.metric.mode
+    interactive = console.is_terminal
+    evaluate = getattr(competition, "evaluate", None)
+    evaluator = None
+    if evaluate is not None:
+        evaluator = Evaluator(
+            lambda model, dm: evaluate(model, dm, recipe), run, cfg.eval_every_n_epochs, mode,
+            console,
+        )  # fmt: skip
     best = ModelCheckpoint(
         dirpath=run.checkpoints,
         filename="best",
-        monitor="val_score",
+        monitor=Evaluator.MONITOR if evaluator is not None else "val_score",
         mode=mode,
         save_top_k=1,
         save_last=True,
         enable_version_counter=False,
         auto_insert_metric_name=False,
+        # Evaluation happens at the end of the training epoch: save after it, not at validation.
+        save_on_train_epoch_end=True if evaluator is not None else None,
     )
     stop = GracefulStop(run.last_checkpoint)
-    interactive = console.is_terminal
-    callbacks: list[L.Callback] = [
-        best,
-        stop,
-        FiniteLossGuard(),
-        HistoryWriter(run, competition.metric.name, echo=not interactive, console=console),
-    ]
+    throughput = Throughput()
+    callbacks: list[L.Callback] = [best, stop, FiniteLossGuard(), throughput]
+    if evaluator is not None:
+        callbacks.append(evaluator)
+    callbacks.append(
+        HistoryWriter(
+            run,
+            competition.metric.name,
+            echo=not interactive,
+            console=console,
+            throughput=throughput,
+            evaluator=evaluator,
+        )
+    )
     if cfg.checkpoint_every is not None:
         callbacks.append(
             ModelCheckpoint(
@@ -98,7 +122,7 @@ def train(
         early = EarlyStopping(monitor="val_score", mode=mode, patience=cfg.early_stopping_patience)
         callbacks.append(early)
     if interactive:
-        callbacks.append(RichProgressBar())
+        callbacks.append(ProgressBar(throughput))
 
     accelerator, devices = resolve_device(settings.device)
     trainer = L.Trainer(
@@ -162,6 +186,15 @@ def train(
         "seed": seed,
         "best_checkpoint": best.best_model_path,
     }
+    if evaluator is not None and evaluator.best is not None:
+        details = evaluator.best["details"]
+        metrics.update(
+            eval_score=evaluator.best["score"],
+            eval_epoch=evaluator.best["epoch"],
+            eval_predictions=str(run.path / "eval_predictions.best.json"),
+            eval_details={k: v for k, v in details.items() if k != "baselines"},
+            eval_baselines=details.get("baselines", {}),
+        )
     baselines = getattr(datamodule, "baselines", None)
     if baselines is not None:
         metrics["baselines"] = {
