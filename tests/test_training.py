@@ -89,6 +89,11 @@ def test_time_budget_stops_cleanly_and_interval_checkpoints_are_written(toolkit)
 
 
 def test_no_subject_left_after_filtering_is_clear(toolkit):
-    result = toolkit("train", RECIPE, "--smoke", "--set", "data.releases=[R9]")
+    bids = toolkit.root / "bids-r1"
+    assert toolkit("data", "synth", "eeg2025", str(bids), "--subjects", "3").exit_code == 0
+    result = toolkit(
+        "train", RECIPE, "--smoke", "--set", f"data.source={bids}", "--set", "data.releases=[R9]"
+    )
     assert result.exit_code == 2
-    assert "0 subject(s) with usable trials after filtering" in result.output
+    last = result.output.strip().splitlines()[-1]
+    assert "no subject of release R9 has contrastChangeDetection" in last and str(bids) in last
