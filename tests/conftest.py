@@ -66,6 +66,12 @@ def smoke_runs(tmp_path_factory: pytest.TempPathFactory, shared_cache: Path):
     return run
 
 
+def only_run(root: Path, recipe: str) -> Path:
+    """The single run folder of `recipe` under `root` (fails if there are several)."""
+    (run,) = (root / "runs" / recipe).iterdir()
+    return run
+
+
 def bundle_path(output: str) -> Path:
     """The bundle folder `toolkit run` printed at the end."""
     line = next(ln for ln in output.splitlines() if ln.startswith("bundle  "))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DATA
+from tests.conftest import DATA, only_run
 from tests.test_arc import kaggle_files
 from toolkit.bundle.sandbox import Sandbox
 from toolkit.competitions.arc import ARC
@@ -26,16 +26,11 @@ pytestmark = pytest.mark.slow
 RECIPE = "arc/seed-7h"
 
 
-def only_run(root: Path) -> Path:
-    (run,) = (root / "runs" / "arc" / "seed-7h").iterdir()
-    return run
-
-
 def test_evaluation_every_n_epochs_writes_predictions_and_keeps_the_best(toolkit):
     result = toolkit("train", RECIPE, "--smoke", "--set", "train.epochs=3",
                      "--set", "train.eval_every_n_epochs=2")  # fmt: skip
     assert result.exit_code == 0, result.output
-    run = only_run(toolkit.root)
+    run = only_run(toolkit.root, RECIPE)
     history = json.loads((run / "history.json").read_text())
     # epoch 1 is the 2nd epoch (every 2), epoch 2 the last one (always evaluated)
     assert [r["eval_score"] is not None for r in history] == [False, True, True]
@@ -60,7 +55,7 @@ def test_time_budget_stops_with_eta_within_the_budget(toolkit):
         "--set", "train.time_budget=8s", "--set", "train.checkpoint_every=2s",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    run = only_run(toolkit.root)
+    run = only_run(toolkit.root, RECIPE)
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["stopped_by"] == "time budget"
     assert metrics["epochs_completed"] < 500
@@ -87,7 +82,7 @@ def test_sigterm_then_resume_finishes_the_arc_run(toolkit):
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
-    run = only_run(toolkit.root)
+    run = only_run(toolkit.root, RECIPE)
     assert (run / "checkpoints" / "last.ckpt").is_file()
     result = toolkit("train", RECIPE, "--smoke", "--resume")
     assert result.exit_code == 0, result.output

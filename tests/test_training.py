@@ -8,17 +8,13 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
+from tests.conftest import only_run
+
 pytestmark = pytest.mark.slow
 RECIPE = "eeg2025/c1-baseline"
-
-
-def _only_run(root: Path) -> Path:
-    (run,) = (root / "runs" / "eeg2025" / "c1-baseline").iterdir()
-    return run
 
 
 def test_sigterm_saves_a_checkpoint_and_resume_finishes(toolkit):
@@ -41,7 +37,7 @@ def test_sigterm_saves_a_checkpoint_and_resume_finishes(toolkit):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert f"continue with: toolkit run {RECIPE} --smoke --resume" in err
-    run = _only_run(toolkit.root)
+    run = only_run(toolkit.root, RECIPE)
     assert (run / "checkpoints" / "last.ckpt").is_file()
     assert json.loads((run / "status.json").read_text())["state"] == "interrupted"
     assert not list(run.rglob("*.tmp")), "a half-written file was left behind"
@@ -51,7 +47,7 @@ def test_sigterm_saves_a_checkpoint_and_resume_finishes(toolkit):
     result = toolkit("train", RECIPE, "--smoke", "--resume")
     assert result.exit_code == 0, result.output
     assert f"resuming {run}" in result.output.replace("\n", "")
-    assert _only_run(toolkit.root) == run  # continued in place, no new run folder
+    assert only_run(toolkit.root, RECIPE) == run  # continued in place, no new run folder
     rows = json.loads((run / "history.json").read_text())
     assert [r["epoch"] for r in rows] == list(range(6))
     assert json.loads((run / "status.json").read_text())["state"] == "trained"
@@ -70,7 +66,7 @@ def test_nan_loss_stops_with_the_epoch_named(toolkit):
     )
     assert result.exit_code == 2
     assert "loss became nan at epoch 0" in result.output
-    run = _only_run(toolkit.root)
+    run = only_run(toolkit.root, RECIPE)
     assert json.loads((run / "status.json").read_text())["state"] == "failed"
 
 
@@ -80,7 +76,7 @@ def test_time_budget_stops_cleanly_and_interval_checkpoints_are_written(toolkit)
         "--set", "train.time_budget=4s", "--set", "train.checkpoint_every=1s",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    run = _only_run(toolkit.root)
+    run = only_run(toolkit.root, RECIPE)
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["stopped_by"] == "time budget"
     assert metrics["epochs_completed"] < 500
