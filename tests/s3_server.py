@@ -29,7 +29,11 @@ DUMMY_CREDENTIALS = {
 
 
 class S3Server:
-    """moto's threaded server on a free port of 127.0.0.1 (in this process, stopped on exit)."""
+    """moto's threaded server on a free port of 127.0.0.1 (in this process, stopped on exit).
+
+    moto keeps its buckets in process-wide state that outlives a server, so each server starts
+    empty (its state is reset on entry and on exit): tests in one session never see another
+    module's objects."""
 
     def __init__(self) -> None:
         from moto.server import ThreadedMotoServer
@@ -41,10 +45,25 @@ class S3Server:
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
+        self.reset()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._server.stop()
+        try:
+            self.reset()
+        finally:
+            self._server.stop()
+
+    def reset(self) -> None:
+        """Empty every bucket of moto's in-process state (moto's own reset endpoint)."""
+        conn = http.client.HTTPConnection(urlsplit(self.endpoint).netloc, timeout=30)
+        try:
+            conn.request("POST", "/moto-api/reset")
+            status = conn.getresponse().status
+        finally:
+            conn.close()
+        if status != 200:
+            raise RuntimeError(f"moto reset answered {status} at {self.endpoint}")
 
     def client(self):  # -> botocore S3 client
         """A signed boto3 S3 client for setting up buckets."""
