@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -70,18 +71,25 @@ def test_nan_loss_stops_with_the_epoch_named(toolkit):
     assert json.loads((run / "status.json").read_text())["state"] == "failed"
 
 
-def test_time_budget_stops_cleanly_and_interval_checkpoints_are_written(toolkit):
+@pytest.mark.parametrize("recipe", [RECIPE, "arc/seed-7h"])
+def test_time_budget_stops_cleanly_with_interval_checkpoints_and_eta(toolkit, recipe: str):
+    """The engine's runtime control, for every competition: budget, interval checkpoints, ETA."""
     result = toolkit(
-        "train", RECIPE, "--smoke", "--set", "train.epochs=500",
-        "--set", "train.time_budget=4s", "--set", "train.checkpoint_every=1s",
+        "train", recipe, "--smoke", "--set", "train.epochs=500",
+        "--set", "train.time_budget=8s", "--set", "train.checkpoint_every=2s",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    run = only_run(toolkit.root, RECIPE)
+    run = only_run(toolkit.root, recipe)
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["stopped_by"] == "time budget"
     assert metrics["epochs_completed"] < 500
     assert (run / "checkpoints" / "best.ckpt").is_file()
     assert (run / "checkpoints" / "interval.ckpt").is_file()
+    if recipe.startswith("arc/"):  # a competition with an evaluate hook scores before stopping
+        assert "eval_score" in metrics
+    etas = re.findall(r"samples/s [\d.]+  eta (?:(\d+)m)?(\d+)s", result.output)
+    assert etas, result.output
+    assert all(int(m or 0) * 60 + int(s) <= 8 for m, s in etas)  # not 500 epochs' worth
 
 
 def test_no_subject_left_after_filtering_is_clear(toolkit):
