@@ -12,17 +12,21 @@ import pytest
 import torch
 
 from tests.conftest import DATA
+from toolkit.competitions.arc.evaluate import TorchDecoder, torch_forward
 from toolkit.competitions.arc.model import ARCTransformer, grid_positions
 from toolkit.competitions.arc.score import SubmissionError, check_submission, score_submission
 from toolkit.competitions.arc.standalone import (
     END,
+    IN,
     NL,
     OUT,
+    PAD,
     VOCAB,
     View,
     colour_permutation,
     dihedral,
     fit_prompt,
+    greedy_decode,
     grid_tokens,
     parse_output,
     predict_all,
@@ -185,6 +189,82 @@ def test_model_positions_follow_rows_and_columns():
     assert row[0, first + 4 : first + 7].tolist() == [1, 1, 1]
     logits = ARCTransformer(width=16, layers=1, heads=2, max_len=64)(tokens)
     assert logits.shape == (1, tokens.shape[1], VOCAB)
+
+
+def test_cached_decoding_matches_the_full_model_over_padded_rows():
+    """decode (left padding, key/value cache, rows leaving the batch) == forward's last logits."""
+    torch.manual_seed(0)
+    model = ARCTransformer(width=32, layers=2, heads=4, max_len=128).eval()
+    forward, decoder = torch_forward(model), TorchDecoder(model)
+    grid = np.arange(6).reshape(2, 3)
+    seqs = [prompt_tokens([(grid, grid)] * n, grid[:1]) for n in (1, 3, 2)]
+    width = max(map(len, seqs)) + 1
+    history = np.full((3, width), PAD, dtype=np.int64)
+    for i, seq in enumerate(seqs):
+        history[i, width - len(seq) :] = seq
+    logits, cache = decoder.start(history)
+    for step in range(5):
+        for row, seq in enumerate(seqs):
+            expected = forward(np.array([seq]))[0, -1]
+            np.testing.assert_allclose(logits[row], expected, atol=1e-5, err_msg=f"step {step}")
+        nxt = logits[:, :PAD].argmax(-1).astype(np.int64)
+        if step == 2:  # the middle row leaves the batch
+            keep = np.array([0, 2])
+            seqs, nxt = [seqs[0], seqs[2]], nxt[keep]
+            history, cache = history[keep], decoder.select(cache, keep)
+        seqs = [[*seq, int(t)] for seq, t in zip(seqs, nxt, strict=True)]
+        history = np.concatenate([history, nxt[:, None]], axis=1)
+        logits, cache = decoder.step(history, cache)
+
+
+def grid_of_demo_count(tokens: np.ndarray) -> np.ndarray:
+    """A fake model whose answer depends on the prompt: one row of n 1s for n demos."""
+    logits = np.zeros((*tokens.shape, VOCAB), dtype=np.float32)
+    for b, row in enumerate(tokens):
+        run = 0
+        for t, token in enumerate(row):
+            run = run + 1 if token == 1 else 0
+            demos = int(np.sum(row[: t + 1] == IN)) - 1
+            if token == OUT or (token == 1 and run < demos):
+                nxt = 1
+            elif token == 1:
+                nxt = NL
+            else:
+                nxt = END
+            logits[b, t, nxt] = 10.0
+    return logits
+
+
+class RecomputingDecoder:
+    """The Decoder contract over a plain Forward; its "cache" is only the batch size, checked."""
+
+    def __init__(self, forward):
+        self.forward = forward
+
+    def start(self, history: np.ndarray):
+        return self.step(history, len(history))
+
+    def step(self, history: np.ndarray, cache: int):
+        assert cache == len(history), "the cache and the history lost step"
+        assert (history[:, 0] == PAD).all()
+        rows = [h[h != PAD] for h in history]
+        return np.stack([self.forward(r[None])[0, -1] for r in rows]), len(history)
+
+    def select(self, cache: int, rows: np.ndarray) -> int:
+        return len(rows)
+
+
+def test_cached_decode_loop_writes_what_the_full_loop_writes():
+    grid = np.ones((1, 1), dtype=int)
+    prompts = [prompt_tokens([(grid, grid)] * n, grid) for n in (3, 1, 4, 2)]
+    budgets = [20, 20, 3, 20]  # the third row runs out of budget before its END
+    full = greedy_decode(grid_of_demo_count, prompts, budgets, float("inf"))
+    cached = greedy_decode(grid_of_demo_count, prompts, budgets, float("inf"),
+                           RecomputingDecoder(grid_of_demo_count))  # fmt: skip
+    assert cached == full
+    assert [parse_output(r[0]).tolist() if r else None for r in full] == [
+        [[1, 1, 1]], [[1]], None, [[1, 1]]
+    ]
 
 
 # ------------------------------------------------------------------ score and validation

@@ -86,10 +86,12 @@ def arc_bundle(smoke_runs) -> Path:
 
 def test_bundle_holds_only_the_predictor_model_and_settings(arc_bundle: Path):
     with zipfile.ZipFile(arc_bundle / "submission.zip") as zf:
-        assert sorted(zf.namelist()) == ["manifest.json", "model.json", "model.onnx", "predict.py"]
+        names = sorted(zf.namelist())
         manifest = json.loads(zf.read("manifest.json"))
+    assert names == ["decoder.onnx", "manifest.json", "model.json", "model.onnx", "predict.py"]
     assert manifest["competition"] == "arc"
     assert manifest["parity"]["bundle_onnx"]["ok"]
+    assert manifest["parity"]["bundle_onnx"]["decoder_max_abs_error"] < 1e-3
     assert manifest["predictor"]["max_len"] == 192
 
 
@@ -112,6 +114,16 @@ def test_predict_py_offline_without_toolkit_or_torch_on_unseen_tasks(arc_bundle,
     assert "task badbad00" in result.stderr and "ragged rows" in result.stderr
     assert submission["badbad00"] == [{"attempt_1": [[0]], "attempt_2": [[0]]}] * 2
     assert len(submission["30x30big"]) == 1 and len(submission["1x1tiny0"]) == 1
+
+    # without decoder.onnx, decoding re-runs model.onnx per cell and writes the same answers
+    (content / "decoder.onnx").unlink()
+    slow = tmp_path / "out" / "uncached.json"
+    result = sandbox.run(content / "predict.py", [str(tmp_path / "c.json"), str(slow)])
+    assert result.returncode == 0, result.stderr
+    uncached = json.loads(slow.read_text())
+    assert {t: v for t, v in uncached.items() if t != "30x30big"} == {
+        t: v for t, v in submission.items() if t != "30x30big"  # may stop at its time limit
+    }
 
     # the same file without the model still yields a valid, padded submission (and exit 1)
     (content / "model.onnx").unlink()

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from toolkit.competitions.arc.config import DecodeConfig
+from toolkit.competitions.arc.model import ARCTransformer
 from toolkit.competitions.arc.score import score_submission
 from toolkit.competitions.arc.standalone import Forward, predict_all
 from toolkit.competitions.arc.tasks import Task
@@ -27,6 +28,27 @@ def torch_forward(model: nn.Module) -> Forward:
             return model(x).float().cpu().numpy()
 
     return forward
+
+
+class TorchDecoder:
+    """The eager model's key/value-cached decoding as the predictor's Decoder (numpy in/out)."""
+
+    def __init__(self, model: ARCTransformer):
+        self.model = model
+        self.device = next(model.parameters()).device
+
+    def start(self, history: np.ndarray) -> tuple[np.ndarray, Any]:
+        return self.step(history, self.model.empty_cache(len(history), self.device))
+
+    def step(self, history: np.ndarray, cache: Any) -> tuple[np.ndarray, Any]:
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(history)).to(self.device)
+            logits, keys, values = self.model.decode(x, *cache)
+        return logits.float().cpu().numpy(), (keys, values)
+
+    def select(self, cache: Any, rows: np.ndarray) -> Any:
+        index = torch.from_numpy(rows).to(self.device)
+        return cache[0].index_select(1, index), cache[1].index_select(1, index)
 
 
 def copy_input_submission(tasks: dict[str, Task]) -> dict[str, list[dict[str, Any]]]:
@@ -51,6 +73,7 @@ def evaluate_tasks(
         submission, failures = predict_all(
             torch_forward(model), challenges, task_seconds=cfg.task_seconds, max_len=max_len,
             n_views=cfg.views, rank=cfg.rank, warn=lambda message: None,
+            decoder=TorchDecoder(model) if isinstance(model, ARCTransformer) else None,
         )  # fmt: skip
     finally:
         model.train(was_training)

@@ -3,6 +3,11 @@
 
     python predict.py CHALLENGES.json OUT/submission.json [--views 8] [--task-seconds 170]
 
+Beside model.onnx (whole sequences -> logits, for scoring candidates) the bundle holds
+decoder.onnx, the same weights with a key/value cache, so that each decoded cell costs one
+position's work rather than a pass over the whole prompt; without it decoding re-runs
+model.onnx per cell (slower, same tokens).
+
 Every task id gets one {"attempt_1", "attempt_2"} per test input. Each test input is decoded
 greedily under several augmented views (dihedral transforms, colour permutations keeping 0),
 the candidates are mapped back, ranked by summed log-probabilities across views (or by votes),
@@ -23,7 +28,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -38,6 +43,18 @@ Grid = list[list[int]]
 # A model: token ids (B, T) int64 -> logits (B, T, VOCAB) float32, causal.
 Forward = Callable[[np.ndarray], np.ndarray]
 Warn = Callable[[str], None]
+
+
+class Decoder(Protocol):
+    """Cached decoding: histories (B, T) int64, left-padded with PAD -> next-token logits
+    (B, VOCAB) and the key/value cache of all T positions. `start` takes T-1 histories with
+    a PAD first column; `step` takes the cache of the first T-1 positions."""
+
+    def start(self, history: np.ndarray) -> tuple[np.ndarray, Any]: ...
+
+    def step(self, history: np.ndarray, cache: Any) -> tuple[np.ndarray, Any]: ...
+
+    def select(self, cache: Any, rows: np.ndarray) -> Any: ...
 
 
 # --------------------------------------------------------------------------- grids and tokens
@@ -194,37 +211,94 @@ def fit_prompt(
 
 
 def greedy_decode(
-    forward: Forward, prompts: list[list[int]], budgets: list[int], deadline: float
+    forward: Forward,
+    prompts: list[list[int]],
+    budgets: list[int],
+    deadline: float,
+    decoder: Decoder | None = None,
 ) -> list[tuple[list[int], float] | None]:
     """Greedy continuations of every prompt, batched: (tokens up to END, log-probability), or
-    None where the output is not a grid, exceeds its budget, or time ran out."""
+    None where the output is not a grid, exceeds its budget, or time ran out. With a cached
+    `decoder` each step computes one position per row; else `forward` re-reads everything."""
+    rows = _Continuations(budgets)
+    if decoder is not None:
+        _decode_cached(decoder, prompts, rows, deadline)
+    else:
+        _decode_full(forward, prompts, budgets, rows, deadline)
+    return rows.results
+
+
+class _Continuations:
+    """What each row has written so far, its log-probability, and its result when finished."""
+
+    def __init__(self, budgets: list[int]) -> None:
+        self.budgets = budgets
+        self.shapes = [_Shape() for _ in budgets]
+        self.written: list[list[int]] = [[] for _ in budgets]
+        self.logp = np.zeros(len(budgets))
+        self.results: list[tuple[list[int], float] | None] = [None] * len(budgets)
+
+    def take(self, i: int, logprobs: np.ndarray) -> int | None:
+        """Row i's greedy token, or None when that token finished the row."""
+        token = int(logprobs.argmax())
+        self.logp[i] += logprobs[token]
+        self.written[i].append(token)
+        state = self.shapes[i].add(token)
+        if state == "more" and len(self.written[i]) < self.budgets[i]:
+            return token
+        if state == "done":
+            self.results[i] = (self.written[i], float(self.logp[i]))
+        return None
+
+
+def _decode_full(
+    forward: Forward, prompts: list[list[int]], budgets: list[int], rows: _Continuations,
+    deadline: float,
+) -> None:  # fmt: skip
+    """Right-padded buffers; every step runs the model over every row's whole sequence."""
     n = len(prompts)
     lens = np.array([len(p) for p in prompts])
     buf = np.full((n, int(max(lens + np.array(budgets)))), PAD, dtype=np.int64)
     for i, p in enumerate(prompts):
         buf[i, : len(p)] = p
-    shapes = [_Shape() for _ in range(n)]
-    written: list[list[int]] = [[] for _ in range(n)]
-    logp = np.zeros(n)
     active = np.ones(n, dtype=bool)
-    results: list[tuple[list[int], float] | None] = [None] * n
     while active.any() and time.monotonic() < deadline:
-        rows = np.flatnonzero(active)
-        logits = forward(buf[rows, : int(lens[rows].max())])
-        last = log_softmax(logits[np.arange(len(rows)), lens[rows] - 1])
-        picked = last.argmax(axis=-1)
-        for j, i in enumerate(rows):
-            token = int(picked[j])
-            logp[i] += last[j, token]
-            buf[i, lens[i]] = token
-            lens[i] += 1
-            written[i].append(token)
-            state = shapes[i].add(token)
-            if state != "more" or len(written[i]) >= budgets[i]:
+        live = np.flatnonzero(active)
+        logits = forward(buf[live, : int(lens[live].max())])
+        last = log_softmax(logits[np.arange(len(live)), lens[live] - 1])
+        for j, i in enumerate(live):
+            token = rows.take(i, last[j])
+            if token is None:
                 active[i] = False
-                if state == "done":
-                    results[i] = (written[i], float(logp[i]))
-    return results
+            else:
+                buf[i, lens[i]] = token
+                lens[i] += 1
+
+
+def _decode_cached(
+    decoder: Decoder, prompts: list[list[int]], rows: _Continuations, deadline: float
+) -> None:
+    """Left-padded histories behind a PAD column; every step computes one position per row,
+    and finished rows leave the batch (and the cache)."""
+    width = max(map(len, prompts)) + 1
+    history = np.full((len(prompts), width), PAD, dtype=np.int64)
+    for i, p in enumerate(prompts):
+        history[i, width - len(p) :] = p
+    if time.monotonic() >= deadline:
+        return
+    live = np.arange(len(prompts))
+    logits, cache = decoder.start(history)
+    while time.monotonic() < deadline:
+        last = log_softmax(logits)
+        tokens = [rows.take(i, last[j]) for j, i in enumerate(live)]
+        keep = np.array([j for j, t in enumerate(tokens) if t is not None], dtype=np.int64)
+        if not len(keep):
+            return
+        column = np.array([PAD if t is None else t for t in tokens], dtype=np.int64)
+        history = np.concatenate([history, column[:, None]], axis=1)
+        if len(keep) < len(live):
+            history, live, cache = history[keep], live[keep], decoder.select(cache, keep)
+        logits, cache = decoder.step(history, cache)
 
 
 class _Shape:
@@ -281,6 +355,7 @@ def predict_test_input(
     rank: str,
     deadline: float,
     seed: int = 0,
+    decoder: Decoder | None = None,
 ) -> list[np.ndarray]:
     """Up to two candidate grids for one test input, best first."""
     prompts, budgets, used = [], [], []
@@ -293,7 +368,7 @@ def predict_test_input(
             used.append(view)
     if not prompts:
         return []
-    decoded = greedy_decode(forward, prompts, budgets, deadline)
+    decoded = greedy_decode(forward, prompts, budgets, deadline, decoder)
     found: dict[bytes, dict[str, Any]] = {}
     for view, result in zip(used, decoded, strict=True):
         grid = parse_output(result[0]) if result is not None else None
@@ -436,21 +511,48 @@ def write_json_atomic(path: Path, data: Any) -> None:
             os.unlink(tmp)
 
 
-def onnx_forward(path: Path, device: str = "auto") -> Forward:
-    """An onnxruntime session as a Forward (CUDA when asked for or available)."""
+def _session(path: Path, device: str):
+    """An onnxruntime session on CUDA when asked for or available, else the CPU."""
     import onnxruntime as ort
 
-    available = ort.get_available_providers()
     wanted = ["CPUExecutionProvider"]
-    if device != "cpu" and "CUDAExecutionProvider" in available:
+    if device != "cpu" and "CUDAExecutionProvider" in ort.get_available_providers():
         wanted.insert(0, "CUDAExecutionProvider")
-    session = ort.InferenceSession(str(path), providers=wanted)
+    return ort.InferenceSession(str(path), providers=wanted)
+
+
+def onnx_forward(path: Path, device: str = "auto") -> Forward:
+    """model.onnx (tokens -> logits of every position) as a Forward."""
+    session = _session(path, device)
     name = session.get_inputs()[0].name
 
     def forward(tokens: np.ndarray) -> np.ndarray:
         return session.run(None, {name: tokens.astype(np.int64)})[0]
 
     return forward
+
+
+class OnnxDecoder:
+    """decoder.onnx (history, past_k, past_v -> logits, keys, values) as a Decoder."""
+
+    def __init__(self, path: Path, device: str = "auto"):
+        self.session = _session(path, device)
+        shape = self.session.get_inputs()[1].shape  # (layers, batch, heads, past, head width)
+        self.layers, self.heads, self.head_width = shape[0], shape[2], shape[4]
+
+    def start(self, history: np.ndarray) -> tuple[np.ndarray, Any]:
+        zeros = np.zeros(
+            (self.layers, len(history), self.heads, 1, self.head_width), dtype=np.float32
+        )
+        return self.step(history, (zeros, zeros))
+
+    def step(self, history: np.ndarray, cache: Any) -> tuple[np.ndarray, Any]:
+        inputs = {"history": history.astype(np.int64), "past_k": cache[0], "past_v": cache[1]}
+        logits, keys, values = self.session.run(None, inputs)
+        return logits, (keys, values)
+
+    def select(self, cache: Any, rows: np.ndarray) -> Any:
+        return cache[0][:, rows], cache[1][:, rows]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -461,6 +563,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("challenges", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("--model", type=Path, default=here / "model.onnx")
+    parser.add_argument("--decoder", type=Path, default=here / "decoder.onnx",
+                        help="cached decoder (skipped when the file is absent)")  # fmt: skip
     parser.add_argument("--views", type=int, default=settings.get("views", 8))
     parser.add_argument(
         "--rank", choices=("logprob", "votes"), default=settings.get("rank", "logprob")
@@ -475,11 +579,14 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    forward = None
+    forward = decoder = None
     try:
         forward = onnx_forward(args.model, args.device)
+        if args.decoder.is_file():
+            decoder = OnnxDecoder(args.decoder, args.device)
     except Exception as exc:
-        print(f"error: cannot load the model {args.model}: {exc}", file=sys.stderr)
+        print(f"error: cannot load the model: {exc}", file=sys.stderr)
+        forward = None
     submission, failures = predict_all(
         forward,
         challenges,
@@ -488,6 +595,7 @@ def main(argv: list[str] | None = None) -> int:
         max_len=args.max_len,
         n_views=args.views,
         rank=args.rank,
+        decoder=decoder,
     )
     write_json_atomic(args.out, submission)
     n_tests = sum(len(v) for v in submission.values())

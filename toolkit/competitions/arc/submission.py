@@ -1,5 +1,6 @@
 """The arc bundle: predict.py (numpy + onnxruntime) + model.onnx (dynamic batch and length) +
-model.json (decoding settings); verified by running predict.py offline on unseen edge cases."""
+decoder.onnx (the same weights with a key/value cache) + model.json (decoding settings);
+verified by running predict.py offline on unseen edge cases."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ import numpy as np
 import torch
 
 from toolkit.bundle.sandbox import Sandbox
-from toolkit.competitions.arc.model import ARCTransformer
+from toolkit.competitions.arc.model import ARCTransformer, CachedDecoder
 from toolkit.competitions.arc.score import SubmissionError, check_submission
-from toolkit.competitions.arc.standalone import onnx_forward, predict_all
+from toolkit.competitions.arc.standalone import PAD, OnnxDecoder, onnx_forward, predict_all
 from toolkit.competitions.arc.synth import verify_challenges
 from toolkit.competitions.protocol import Check
 from toolkit.engine.rundir import RunDir
@@ -42,6 +43,53 @@ def export_dynamic_onnx(model: ARCTransformer, example: torch.Tensor, path: Path
     except Exception as exc:
         raise ExportError(f"ONNX export failed: {type(exc).__name__}: {exc}") from None
     return path
+
+
+def export_decoder_onnx(model: ARCTransformer, example: torch.Tensor, path: Path) -> Path:
+    """decoder.onnx: (history, past_k, past_v) -> (logits, keys, values), batch, history and
+    cache lengths dynamic."""
+    history = torch.cat([torch.full_like(example[:, :1], PAD), example], dim=1)
+    past_k, past_v = model.empty_cache(len(history))
+    past_k, past_v = past_k.expand(-1, -1, -1, 3, -1), past_v.expand(-1, -1, -1, 3, -1)
+    dyn = torch.export.Dim.DYNAMIC
+    cache_dims = {1: dyn, 3: dyn}
+    try:
+        with _quiet():
+            program = torch.onnx.export(
+                CachedDecoder(model), (history, past_k.contiguous(), past_v.contiguous()),
+                dynamo=True, input_names=["history", "past_k", "past_v"],
+                output_names=["logits", "keys", "values"],
+                dynamic_shapes=({0: dyn, 1: dyn}, cache_dims, cache_dims),
+            )  # fmt: skip
+            program.save(str(path))
+    except Exception as exc:
+        raise ExportError(f"ONNX export of the cached decoder failed: {exc}") from None
+    return path
+
+
+def _decoder_parity(model: ARCTransformer, path: Path, x: np.ndarray) -> float:
+    """Largest |logit error| of decoder.onnx against the eager full model, over the whole
+    reference sequences (left-padded to a common start) and then three cached steps."""
+    decoder = OnnxDecoder(path, "cpu")
+    rows = [r[r != PAD] for r in x]  # the reference rows are right-padded
+    # Every row whole and cut in half: rows of several lengths exercise the left padding.
+    seqs = rows + [r[: max(2, len(r) // 2)] for r in rows]
+    width = max(map(len, seqs)) + 1
+    history = np.full((len(seqs), width), PAD, dtype=np.int64)
+    for i, s in enumerate(seqs):
+        history[i, width - len(s) :] = s
+    logits, cache = decoder.start(history)
+    worst = 0.0
+    for step in range(4):
+        if step:  # append each row's best non-PAD token and decode it from the cache
+            nxt = logits[:, :PAD].argmax(-1).astype(np.int64)
+            seqs = [np.append(s, t) for s, t in zip(seqs, nxt, strict=True)]
+            history = np.concatenate([history, nxt[:, None]], axis=1)
+            logits, cache = decoder.step(history, cache)
+        with torch.inference_mode():
+            expected = np.stack([model(torch.from_numpy(s[None]))[0, -1].numpy() for s in seqs])
+        worst = max(worst, float(np.max(np.abs(logits - expected))))
+    return worst
 
 
 def _parity(model: ARCTransformer, path: Path, x: np.ndarray, atol: float) -> dict[str, Any]:
@@ -71,9 +119,14 @@ def write_arc_bundle(runs: list[RunDir], content: Path, reference: Path) -> dict
     model.eval()
     x = np.load(run.export_dir / "reference_inputs.npy").astype(np.int64)
     onnx_path = export_dynamic_onnx(model, torch.from_numpy(x), content / "model.onnx")
-    parity = _parity(model, onnx_path, x, max(recipe.export.atol, 1e-3))
+    atol = max(recipe.export.atol, 1e-3)
+    parity = _parity(model, onnx_path, x, atol)
     if not parity["ok"]:
         raise ExportError(f"arc bundle: model.onnx disagrees with eager: {parity}")
+    decoder_path = export_decoder_onnx(model, torch.from_numpy(x), content / "decoder.onnx")
+    parity["decoder_max_abs_error"] = _decoder_parity(model, decoder_path, x)
+    if parity["decoder_max_abs_error"] > atol:
+        raise ExportError(f"arc bundle: decoder.onnx disagrees with eager: {parity}")
     shutil.copyfile(PREDICTOR, content / "predict.py")
     settings = recipe.data.predict.model_dump(exclude={"max_tasks"})
     settings["max_len"] = stats["max_len"]
@@ -85,7 +138,7 @@ def write_arc_bundle(runs: list[RunDir], content: Path, reference: Path) -> dict
     expected, _ = predict_all(
         onnx_forward(onnx_path, "cpu"), challenges, warn=lambda message: None,
         task_seconds=VERIFY_TASK_SECONDS, max_len=stats["max_len"], n_views=settings["views"],
-        rank=settings["rank"],
+        rank=settings["rank"], decoder=OnnxDecoder(decoder_path, "cpu"),
     )  # fmt: skip
     write_json(reference / "submission.json", expected)
     metrics = run.metrics()
@@ -101,7 +154,7 @@ def write_arc_bundle(runs: list[RunDir], content: Path, reference: Path) -> dict
 
 def verify_arc_bundle(content: Path, reference: Path, sandbox: Sandbox, device: str) -> list[Check]:
     """Run predict.py offline on unseen edge-case tasks; validate strictly; compare."""
-    for name in ("predict.py", "model.onnx"):
+    for name in ("predict.py", "model.onnx", "decoder.onnx"):
         if not (content / name).is_file():
             return [Check(name, False, f"no {name} at the top of the zip")]
     challenges = reference / "challenges.json"
