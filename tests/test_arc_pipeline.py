@@ -115,15 +115,18 @@ def test_predict_py_offline_without_toolkit_or_torch_on_unseen_tasks(arc_bundle,
     assert submission["badbad00"] == [{"attempt_1": [[0]], "attempt_2": [[0]]}] * 2
     assert len(submission["30x30big"]) == 1 and len(submission["1x1tiny0"]) == 1
 
-    # without decoder.onnx, decoding re-runs model.onnx per cell and writes the same answers
-    (content / "decoder.onnx").unlink()
+    # with decoder.onnx corrupt (a warning) or gone, decoding re-runs model.onnx per cell and
+    # writes the same answers
+    (content / "decoder.onnx").write_bytes(b"not onnx")
     slow = tmp_path / "out" / "uncached.json"
     result = sandbox.run(content / "predict.py", [str(tmp_path / "c.json"), str(slow)])
     assert result.returncode == 0, result.stderr
+    assert "decoding without the cache" in result.stderr
     uncached = json.loads(slow.read_text())
     assert {t: v for t, v in uncached.items() if t != "30x30big"} == {
         t: v for t, v in submission.items() if t != "30x30big"  # may stop at its time limit
     }
+    (content / "decoder.onnx").unlink()
 
     # the same file without the model still yields a valid, padded submission (and exit 1)
     (content / "model.onnx").unlink()

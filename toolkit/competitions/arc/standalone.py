@@ -582,11 +582,14 @@ def main(argv: list[str] | None = None) -> int:
     forward = decoder = None
     try:
         forward = onnx_forward(args.model, args.device)
-        if args.decoder.is_file():
-            decoder = OnnxDecoder(args.decoder, args.device)
     except Exception as exc:
-        print(f"error: cannot load the model: {exc}", file=sys.stderr)
-        forward = None
+        print(f"error: cannot load the model {args.model}: {exc}", file=sys.stderr)
+    if forward is not None and args.decoder.is_file():
+        try:
+            decoder = OnnxDecoder(args.decoder, args.device)
+        except Exception as exc:  # slower, same answers: decode with model.onnx alone
+            print(f"warning: cannot load {args.decoder} ({exc}); decoding without the cache",
+                  file=sys.stderr)  # fmt: skip
     submission, failures = predict_all(
         forward,
         challenges,
