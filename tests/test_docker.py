@@ -191,7 +191,7 @@ def test_cuda_requested_without_gpu(image):
 
 @pytest.fixture(scope="module")
 def arc_bundle(image: str, work: Path) -> Path:
-    """An arc bundle (predict.py + model.onnx + model.json) made inside the main image."""
+    """An arc bundle (predict.py, model.onnx, decoder.onnx, model.json) made in the main image."""
     listed = docker("run", "--rm", "--network", "none", image, "recipes", "list")
     if ARC_RECIPE not in listed.stdout:
         pytest.skip(f"{image} has no {ARC_RECIPE} recipe")

@@ -105,8 +105,8 @@ def _parity(model: ARCTransformer, path: Path, x: np.ndarray, atol: float) -> di
 
 
 def write_arc_bundle(runs: list[RunDir], content: Path, reference: Path) -> dict[str, Any]:
-    """predict.py, model.onnx and model.json into `content`; verify's challenges and expected
-    submission into `reference`."""
+    """predict.py, model.onnx, decoder.onnx and model.json into `content`; verify's challenges
+    and expected submission into `reference`."""
     if len(runs) != 1:
         raise ToolkitError(f"arc bundle: give exactly one run (got {len(runs)})")
     run = runs[0]
