@@ -38,9 +38,9 @@ def atomic_path(target: Path) -> Iterator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.fchmod(fd, FILE_MODE)
     os.close(fd)
     tmp = Path(tmp_name)
+    tmp.chmod(FILE_MODE)  # (os.chmod, not fchmod: Windows has no fchmod before Python 3.13)
     try:
         yield tmp
         os.replace(tmp, target)

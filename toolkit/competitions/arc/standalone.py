@@ -504,7 +504,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     mask = os.umask(0o022)  # mkstemp makes 0600; give what open() would have given
     os.umask(mask)
-    os.fchmod(fd, 0o666 & ~mask)
+    os.chmod(tmp, 0o666 & ~mask)
     try:
         with os.fdopen(fd, "w") as fh:
             json.dump(data, fh, separators=(",", ":"))
