@@ -26,9 +26,9 @@ from rich.table import Table
 from toolkit.competitions.arc.model import ARCTransformer
 from toolkit.competitions.arc.standalone import (
     MAX_OUTPUT_TOKENS,
-    PAD,
     OnnxDecoder,
     fit_prompt,
+    left_padded,
     onnx_forward,
 )
 from toolkit.competitions.arc.submission import export_decoder_onnx, export_dynamic_onnx
@@ -74,7 +74,7 @@ def main() -> None:
         full = (time.perf_counter() - started) / args.steps
 
         started = time.perf_counter()
-        history = np.concatenate([np.full((args.views, 1), PAD), rows], axis=1)
+        history = left_padded(list(rows))
         _, cache = decoder.start(history)
         prefill = time.perf_counter() - started
         started = time.perf_counter()

@@ -28,6 +28,7 @@ from toolkit.competitions.arc.standalone import (
     fit_prompt,
     greedy_decode,
     grid_tokens,
+    left_padded,
     parse_output,
     predict_all,
     prompt_tokens,
@@ -198,10 +199,7 @@ def test_cached_decoding_matches_the_full_model_over_padded_rows():
     forward, decoder = torch_forward(model), TorchDecoder(model)
     grid = np.arange(6).reshape(2, 3)
     seqs = [prompt_tokens([(grid, grid)] * n, grid[:1]) for n in (1, 3, 2)]
-    width = max(map(len, seqs)) + 1
-    history = np.full((3, width), PAD, dtype=np.int64)
-    for i, seq in enumerate(seqs):
-        history[i, width - len(seq) :] = seq
+    history = left_padded(seqs)
     logits, cache = decoder.start(history)
     for step in range(5):
         for row, seq in enumerate(seqs):

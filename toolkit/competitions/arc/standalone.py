@@ -275,15 +275,22 @@ def _decode_full(
                 lens[i] += 1
 
 
+def left_padded(seqs: list[list[int]] | list[np.ndarray]) -> np.ndarray:
+    """Token sequences as one (B, 1 + longest) int64 array, right-aligned behind PAD: the
+    history a Decoder starts from (its first column is always PAD)."""
+    width = max(map(len, seqs)) + 1
+    history = np.full((len(seqs), width), PAD, dtype=np.int64)
+    for i, seq in enumerate(seqs):
+        history[i, width - len(seq) :] = seq
+    return history
+
+
 def _decode_cached(
     decoder: Decoder, prompts: list[list[int]], rows: _Continuations, deadline: float
 ) -> None:
     """Left-padded histories behind a PAD column; every step computes one position per row,
     and finished rows leave the batch (and the cache)."""
-    width = max(map(len, prompts)) + 1
-    history = np.full((len(prompts), width), PAD, dtype=np.int64)
-    for i, p in enumerate(prompts):
-        history[i, width - len(p) :] = p
+    history = left_padded(prompts)
     if time.monotonic() >= deadline:
         return
     live = np.arange(len(prompts))

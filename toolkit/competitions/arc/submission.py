@@ -16,7 +16,13 @@ import torch
 from toolkit.bundle.sandbox import Sandbox
 from toolkit.competitions.arc.model import ARCTransformer, CachedDecoder
 from toolkit.competitions.arc.score import SubmissionError, check_submission
-from toolkit.competitions.arc.standalone import PAD, OnnxDecoder, onnx_forward, predict_all
+from toolkit.competitions.arc.standalone import (
+    PAD,
+    OnnxDecoder,
+    left_padded,
+    onnx_forward,
+    predict_all,
+)
 from toolkit.competitions.arc.synth import verify_challenges
 from toolkit.competitions.protocol import Check
 from toolkit.engine.rundir import RunDir
@@ -74,10 +80,7 @@ def _decoder_parity(model: ARCTransformer, path: Path, x: np.ndarray) -> float:
     rows = [r[r != PAD] for r in x]  # the reference rows are right-padded
     # Every row whole and cut in half: rows of several lengths exercise the left padding.
     seqs = rows + [r[: max(2, len(r) // 2)] for r in rows]
-    width = max(map(len, seqs)) + 1
-    history = np.full((len(seqs), width), PAD, dtype=np.int64)
-    for i, s in enumerate(seqs):
-        history[i, width - len(s) :] = s
+    history = left_padded(seqs)
     logits, cache = decoder.start(history)
     worst = 0.0
     for step in range(4):
