@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
@@ -41,12 +42,17 @@ def train(
     command: str,
     resume: RunDir | None = None,
     console: Console | None = None,
+    run: RunDir | None = None,
+    extra_callbacks: Sequence[L.Callback] = (),
 ) -> RunDir:
-    """Train `recipe` (or continue `resume`) and return its run folder with metrics.json."""
+    """Train `recipe` (or continue `resume`) and return its run folder with metrics.json.
+
+    `run` names a fresh folder to train into (default: a new one under the runs folder);
+    `extra_callbacks` join the engine's own (e.g. a search's pruning callback)."""
     console = console or Console()
     quiet_libraries()
     competition = get_competition(recipe.competition)
-    run = resume or new_run_dir(settings.runs_dir, recipe)
+    run = resume or run or new_run_dir(settings.runs_dir, recipe)
     if resume is None:
         run.save_recipe(recipe, command)
     else:
@@ -123,6 +129,7 @@ def train(
         callbacks.append(early)
     if interactive:
         callbacks.append(ProgressBar(throughput))
+    callbacks.extend(extra_callbacks)
 
     accelerator, devices = resolve_device(settings.device)
     trainer = L.Trainer(
