@@ -120,3 +120,13 @@ class Predicts(Protocol):
     def predict(self, content: Path, inputs: Path, out: Path, device: str) -> str:
         """Write `out`; return a one-line summary."""
         ...
+
+
+class AfterTraining(Protocol):
+    """Runs once after training, with the best checkpoint's weights loaded into `model`: a
+    held-out test evaluation, reports, figures (written under `run.path`). The returned fields
+    join metrics.json."""
+
+    def after_training(
+        self, model: nn.Module, datamodule: L.LightningDataModule, recipe: Recipe, run: RunDir
+    ) -> dict[str, Any]: ...

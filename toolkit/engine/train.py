@@ -207,6 +207,9 @@ def train(
         metrics["baselines"] = {
             name: float(metric.fn(y_true, pred)) for name, pred in baselines(y_true).items()
         }
+    after_training = getattr(competition, "after_training", None)
+    if after_training is not None:
+        metrics.update(after_training(module.model, datamodule, recipe, run))
     write_json(run.metrics_file, metrics)
     run.set_status("trained")
     return run
