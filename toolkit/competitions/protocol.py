@@ -130,3 +130,13 @@ class AfterTraining(Protocol):
     def after_training(
         self, model: nn.Module, datamodule: L.LightningDataModule, recipe: Recipe, run: RunDir
     ) -> dict[str, Any]: ...
+
+
+class Reports(Protocol):
+    """`toolkit report RUN_OR_BUNDLE`: the competition's own figures (predicted vs true, task
+    grids, reliability diagrams, per-action F1) as PNG files written into `out`, from what the
+    run folder holds (metrics.json, eval_predictions.json, test outputs)."""
+
+    def report_figures(self, run: RunDir, out: Path) -> list[tuple[str, Path]]:
+        """(caption, PNG path) pairs, in the order the page shows them."""
+        ...
