@@ -1,20 +1,45 @@
-"""Zip archives of bundles: written atomically, flat or not, read back safely."""
+"""Zip archives of bundles: written atomically and deterministically, flat or not, read back
+safely.
+
+The same files always give the same zip bytes: entries in sorted order, every entry stamped with
+one fixed time (1980-01-01, zip's epoch) and fixed permissions (0644), no extra fields, one
+compression level. Nothing about the machine or the moment of writing gets in."""
 
 from __future__ import annotations
 
+import shutil
 import zipfile
 from pathlib import Path
 
 from toolkit.errors import VerifyError
 from toolkit.fileio import atomic_path
 
+FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+FILE_MODE = 0o100644  # a regular file, rw-r--r--
+COMPRESS_LEVEL = 6
+UNIX = 3  # the zip "create system": attributes are Unix permissions
+
+
+def _entry(name: str, size: int) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=FIXED_TIME)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info._compresslevel = COMPRESS_LEVEL  # (`compress_level` from Python 3.13)
+    info.create_system = UNIX
+    info.external_attr = FILE_MODE << 16
+    info.file_size = size  # lets zipfile choose zip64 up front for files over 2 GiB
+    return info
+
 
 def write_zip(folder: Path, target: Path) -> Path:
-    """Zip every file under `folder` with paths relative to it (a flat zip: no top folder)."""
+    """Zip every file under `folder` with paths relative to it (a flat zip: no top folder),
+    byte for byte the same for the same files."""
+    files = sorted(
+        (p.relative_to(folder).as_posix(), p) for p in folder.rglob("*") if p.is_file()
+    )
     with atomic_path(target) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted(folder.rglob("*")):
-            if path.is_file():
-                zf.write(path, path.relative_to(folder).as_posix())
+        for name, path in files:
+            with path.open("rb") as src, zf.open(_entry(name, path.stat().st_size), "w") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
     return target
 
 

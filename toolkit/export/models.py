@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from toolkit.errors import ExportError
+from toolkit.export.deterministic import scrub_onnx, scrub_torchscript
 
 
 def load_weights(model: nn.Module, checkpoint: Path, prefix: str = "model.") -> nn.Module:
@@ -42,6 +43,7 @@ def to_torchscript(model: nn.Module, example: torch.Tensor, path: Path) -> Path:
         with _quiet(), torch.no_grad():
             traced = torch.jit.trace(model, example, check_trace=False)
         traced.save(str(path))
+        scrub_torchscript(path)  # no call stacks or absolute paths in the file
     except Exception as exc:
         raise ExportError(f"TorchScript export failed: {type(exc).__name__}: {exc}") from None
     return path
@@ -60,6 +62,7 @@ def to_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> Path:
                 dynamic_shapes=({0: torch.export.Dim("batch")},),
             )
             program.save(str(path))
+        scrub_onnx(path)
     except Exception as exc:
         raise ExportError(f"ONNX export failed: {type(exc).__name__}: {exc}") from None
     return path
