@@ -33,9 +33,7 @@ def _entry(name: str, size: int) -> zipfile.ZipInfo:
 def write_zip(folder: Path, target: Path) -> Path:
     """Zip every file under `folder` with paths relative to it (a flat zip: no top folder),
     byte for byte the same for the same files."""
-    files = sorted(
-        (p.relative_to(folder).as_posix(), p) for p in folder.rglob("*") if p.is_file()
-    )
+    files = sorted((p.relative_to(folder).as_posix(), p) for p in folder.rglob("*") if p.is_file())
     with atomic_path(target) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, path in files:
             with path.open("rb") as src, zf.open(_entry(name, path.stat().st_size), "w") as dst:

@@ -4,17 +4,17 @@ The bundle folder appears whole or not at all (built beside, then renamed)."""
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 
 from toolkit.bundle.archive import write_zip
-from toolkit.bundle.manifest import MANIFEST, build_manifest
+from toolkit.bundle.manifest import MANIFEST, build_manifest, upload_manifest
 from toolkit.bundle.verify import REFERENCE, UPLOAD
 from toolkit.competitions import get_competition
 from toolkit.config.settings import Settings
 from toolkit.engine.rundir import RunDir
 from toolkit.errors import ToolkitError
+from toolkit.export.deterministic import scrub_model_files
 from toolkit.fileio import atomic_dir, write_json
 
 
@@ -36,10 +36,11 @@ def bundle_runs(runs: list[RunDir], settings: Settings, name: str | None = None)
     with atomic_dir(target) as out, tempfile.TemporaryDirectory(prefix="bundle-") as tmp:
         content = Path(tmp)
         fields = competition.write_bundle(runs, content, out / REFERENCE)
+        scrub_model_files(content)  # deterministic files: no call stacks or paths in models
         manifest = build_manifest(
-            content, competition=competition.name, name=name, upload=UPLOAD, **fields
+            content, runs=runs, competition=competition.name, name=name, upload=UPLOAD, **fields
         )
-        write_json(content / MANIFEST, manifest)
-        shutil.copyfile(content / MANIFEST, out / MANIFEST)
+        write_json(content / MANIFEST, upload_manifest(manifest))  # no times, no local paths
+        write_json(out / MANIFEST, manifest)  # the full record, beside the zip
         write_zip(content, out / UPLOAD)
     return target

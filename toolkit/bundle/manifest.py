@@ -1,18 +1,39 @@
-"""manifest.json: what a bundle holds and how it was made (hashes, versions, recipe, scores)."""
+"""manifest.json: what a bundle holds and how it was made (hashes, versions, recipe, scores,
+the runs and the data they read).
+
+A bundle has two copies. The one beside the zip is the full record: when it was made and from
+which run folders (`created`, `runs[].run`), for `toolkit reproduce`, `report` and the ledger.
+The one inside the zip is what the competition receives: `upload_manifest` leaves out every
+time (wall clock or duration) and every local path, so the same recipe, seed, code and data
+give the same bytes.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import re
 import subprocess
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import toolkit
+from toolkit.data.fingerprint import KEY as FINGERPRINT
+from toolkit.fileio import read_json
+
+if TYPE_CHECKING:
+    from toolkit.engine.rundir import RunDir
 
 MANIFEST = "manifest.json"
 PACKAGES = ("torch", "lightning", "braindecode", "mne", "numpy", "onnx", "onnxruntime")
+# Keys whose values are times, durations or run-local paths: kept out of the upload's manifest.
+VOLATILE_KEYS = frozenset(
+    {"created", "updated", "train_seconds", "seconds", "samples_per_s", "run",
+     "best_checkpoint", "eval_predictions", "root"}
+)  # fmt: skip
+_ABSOLUTE = re.compile(r"^(/|[A-Za-z]:[\\/]|\\\\)[^\n]*$")
 
 
 def sha256(path: Path) -> str:
@@ -52,8 +73,30 @@ def code_commit() -> str | None:
     return commit + ("-dirty" if dirty else "")
 
 
-def build_manifest(folder: Path, **fields: Any) -> dict[str, Any]:
-    """A manifest for every file in `folder` (sha256 each), plus the given fields."""
+def run_record(run: RunDir) -> dict[str, Any]:
+    """How one bundled run was made: its resolved recipe, seed(s), run folder and data."""
+    metrics, stats = run.metrics(), run.stats()
+    seeds = [m.get("metrics", {}).get("seed") for m in _members(run)]
+    metric = metrics.get("metric")
+    return {
+        "recipe": run.recipe().model_dump(mode="json"),
+        "seed": metrics.get("seed", seeds[0] if seeds else None),
+        **({"member_seeds": seeds} if seeds else {}),
+        "run": str(run.path),
+        "metric": metric,
+        "val_score": metrics.get(f"val_{metric}"),
+        "eval_score": metrics.get("eval_score"),
+        "data": stats.get(FINGERPRINT),
+    }
+
+
+def _members(run: RunDir) -> list[dict[str, Any]]:
+    return read_json(run.members_file) if run.members_file.is_file() else []
+
+
+def build_manifest(folder: Path, *, runs: Sequence[RunDir] = (), **fields: Any) -> dict[str, Any]:
+    """The full manifest for every file in `folder` (sha256 each): versions, commit, the
+    given fields, and one record per run (recipe, seed, data fingerprint)."""
     files = {
         p.relative_to(folder).as_posix(): sha256(p)
         for p in sorted(folder.rglob("*"))
@@ -65,5 +108,22 @@ def build_manifest(folder: Path, **fields: Any) -> dict[str, Any]:
         "code_commit": code_commit(),
         "packages": package_versions(),
         **fields,
+        "runs": [run_record(run) for run in runs],
         "files": files,
     }
+
+
+def _portable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _portable(v) for k, v in value.items() if k not in VOLATILE_KEYS}
+    if isinstance(value, list):
+        return [_portable(v) for v in value]
+    if isinstance(value, str) and _ABSOLUTE.match(value):
+        return ".../" + re.split(r"[\\/]", value.rstrip("\\/"))[-1]
+    return value
+
+
+def upload_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest as the competition receives it: no times, durations or run folders, and
+    any other absolute path cut to `.../<its last part>`."""
+    return _portable(manifest)
