@@ -9,6 +9,7 @@ import typer
 
 from toolkit.cli import data, doctor, pipeline, predict, recipes, score
 from toolkit.cli.common import setup_logging
+from toolkit.cli.reproduce import reproduce_cmd
 
 app = typer.Typer(
     name="toolkit",
@@ -29,6 +30,7 @@ app.command("verify")(pipeline.verify_cmd)
 app.command("doctor")(doctor.doctor_cmd)
 app.command("predict")(predict.predict_cmd)
 app.command("score")(score.score_cmd)
+app.command("reproduce")(reproduce_cmd)
 
 PathOpt = Annotated[Path | None, typer.Option(show_default=False)]
 

@@ -23,8 +23,10 @@ from toolkit.competitions.arc.standalone import (
     pair_tokens,
 )
 from toolkit.competitions.arc.synth import write_synthetic
-from toolkit.competitions.arc.tasks import Pair, Task, read_tasks
+from toolkit.competitions.arc.tasks import Pair, Task, read_tasks, solutions_beside
 from toolkit.config.settings import Settings
+from toolkit.data.fingerprint import KEY as FINGERPRINT
+from toolkit.data.fingerprint import DataFingerprint
 from toolkit.data.sources import synthetic_root
 from toolkit.errors import DataError
 
@@ -138,11 +140,15 @@ class ARCDataModule(L.LightningDataModule):
         self.seed = seed
         self.stats: dict[str, Any] = {}
         self.eval_tasks: dict[str, Task] = {}
+        self.read = DataFingerprint(settings)
         self._ready = False
 
     def _read(self, source: str, part: str) -> dict[str, Task]:
         synthetic = self.cfg.synthetic.model_dump()
-        return read_tasks(resolve_source(source, self.settings, part, synthetic))
+        path = resolve_source(source, self.settings, part, synthetic)
+        files = sorted(path.glob("*.json")) if path.is_dir() else [path, solutions_beside(path)]
+        self.read.read_local(path if path.is_dir() else path.parent, *filter(None, files))
+        return read_tasks(path)
 
     def setup(self, stage: str | None = None) -> None:
         if self._ready:
@@ -179,6 +185,8 @@ class ARCDataModule(L.LightningDataModule):
                 "with a demonstration; raise data.max_len"
             )
         self._build_val()
+        synthetic = "synthetic" in [*cfg.train_sources, cfg.eval_source]
+        generator = {"name": "arc.synth", **cfg.synthetic.model_dump()} if synthetic else None
         self.stats = {
             "max_len": cfg.max_len,
             "train_tasks": len(train),
@@ -189,6 +197,10 @@ class ARCDataModule(L.LightningDataModule):
             "train_pairs_skipped_too_long": total - kept,
             "train_pairs_with_demos_dropped": int(truncated),
             **self.val_stats,
+            FINGERPRINT: self.read.as_dict(
+                preprocessing=cfg.model_dump(include={"max_len", "train_on_eval_demos"}),
+                generator=generator,
+            ),
         }
         if total - kept:
             log.warning("%d of %d training pairs cannot fit data.max_len=%d and are skipped",

@@ -18,6 +18,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from toolkit.competitions.eeg2025.bids import (
+    BAND,
+    REFERENCE,
     Recording,
     read_participants,
     subject_recordings,
@@ -25,9 +27,11 @@ from toolkit.competitions.eeg2025.bids import (
 )
 from toolkit.competitions.eeg2025.config import SFREQ, EEG2025Data
 from toolkit.competitions.eeg2025.synth import SYNTH_VERSION, write_synthetic_bids
-from toolkit.competitions.eeg2025.windows import recording_windows
+from toolkit.competitions.eeg2025.windows import WINDOWS_VERSION, recording_windows
 from toolkit.config.settings import Settings
 from toolkit.data.array_cache import ArrayCache
+from toolkit.data.fingerprint import KEY as FINGERPRINT
+from toolkit.data.fingerprint import DataFingerprint
 from toolkit.data.remote import open_source
 from toolkit.data.sources import synthetic_root
 from toolkit.errors import DataError
@@ -207,10 +211,13 @@ class EEG2025DataModule(L.LightningDataModule):
         blocks: dict[str, list[np.ndarray]] = {}
         targets: dict[str, list[np.ndarray]] = {}
         sources = set()
+        read = DataFingerprint(self.settings)
         for cand, recordings in self._select(skipped):
             sources.add(cand.source.url)
             scores[cand.subject] = cand.c2_score
+            read.read(cand.source, "participants.tsv")
             for rec in recordings:
+                read.read(cand.source, rec.eeg, *([rec.events] if cfg.challenge == 1 else []))
                 entry = recording_windows(cand.source, rec, cfg, cache)
                 if entry.skipped:
                     skipped[entry.skipped] += 1
@@ -244,6 +251,14 @@ class EEG2025DataModule(L.LightningDataModule):
 
         self.train_set, self.val_set = dataset(train_s, True), dataset(val_s, False)
         y_train = self.train_set.targets
+        windows = cfg.window if cfg.challenge == 1 else cfg.c2_window
+        preprocessing = {
+            "sfreq": SFREQ, "band": BAND, "reference": REFERENCE,
+            "windows": windows.model_dump(), "windows_version": WINDOWS_VERSION,
+        }  # fmt: skip
+        generator = None if cfg.source != "synthetic" else {
+            "name": "eeg2025.synth", "version": SYNTH_VERSION, **cfg.synthetic.model_dump()
+        }  # fmt: skip
         self.stats = {
             "sources": sorted(sources),
             "challenge": cfg.challenge,
@@ -262,6 +277,7 @@ class EEG2025DataModule(L.LightningDataModule):
             "c2_target": cfg.c2_target,
             # per subject, not per window: the challenge 2 baseline of a challenge 1 bundle
             "c2_train_mean": float(np.nan_to_num(np.nanmean([scores[s] for s in train_s]))),
+            FINGERPRINT: read.as_dict(preprocessing=preprocessing, generator=generator),
         }
         self._ready = True
 
