@@ -22,9 +22,14 @@ class TrainingError(ToolkitError):
 
 
 class TrainingInterrupted(ToolkitError):
-    """Training was stopped by a signal; a checkpoint was saved for --resume."""
+    """Training was stopped by a signal; a checkpoint was saved for --resume. The exit code is
+    the shell's for that signal: 128 + its number (130 for Ctrl-C, 143 for SIGTERM)."""
 
     exit_code = 130
+
+    def __init__(self, message: str, signum: int = 2):
+        super().__init__(message)
+        self.exit_code = 128 + signum
 
 
 class ExportError(ToolkitError):

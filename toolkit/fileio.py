@@ -6,6 +6,7 @@ A reader (or a run killed half-way) sees the old file or the new one, never half
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -44,8 +45,21 @@ def atomic_path(target: Path) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, target)
+    except (OSError, RuntimeError) as exc:
+        # numpy raises OSError without an errno and torch a RuntimeError on a full disk: say so.
+        if getattr(exc, "errno", None) != errno.ENOSPC and disk_full(target.parent):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target.parent)) from exc
+        raise
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def disk_full(folder: Path, margin: int = 1 << 20) -> bool:
+    """Whether the file system holding `folder` has (almost) no space left."""
+    try:
+        return shutil.disk_usage(folder).free < margin
+    except OSError:
+        return False
 
 
 def write_text(target: Path, text: str) -> Path:
@@ -68,8 +82,13 @@ def write_npy(target: Path, array: np.ndarray) -> Path:
 
 
 def read_json(path: Path) -> Any:
-    """Read a JSON file."""
-    return json.loads(Path(path).read_text())
+    """Read a JSON file; one that is not JSON (or not UTF-8) is a ToolkitError naming it."""
+    from toolkit.errors import ToolkitError
+
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ToolkitError(f"{path}: not valid JSON ({exc}); the file is corrupt") from None
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@ call in a sandbox (fresh process, offline, toolkit unimportable), compared with 
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -10,14 +11,16 @@ from pathlib import Path
 
 from toolkit.bundle.archive import extract_zip, top_level_folder
 from toolkit.bundle.manifest import MANIFEST, sha256
-from toolkit.bundle.sandbox import Sandbox
+from toolkit.bundle.sandbox import Sandbox, isolation, sweep_stale
 from toolkit.competitions import get_competition
 from toolkit.competitions.protocol import Check
-from toolkit.errors import VerifyError
-from toolkit.fileio import read_json
+from toolkit.errors import ToolkitError, VerifyError
+from toolkit.fileio import read_json, write_json
 
 UPLOAD = "submission.zip"
 REFERENCE = "reference"
+DEFAULT_TIMEOUT = 600.0  # seconds per sandboxed call (`verify --timeout`)
+VERIFY_PREFIX = "toolkit-verify-"
 
 
 @dataclass
@@ -68,7 +71,11 @@ def integrity_checks(content: Path, names: list[str]) -> tuple[list[Check], dict
         if top is None:
             checks.append(Check("manifest", False, f"no {MANIFEST} in the zip"))
         return checks, None
-    manifest = read_json(manifest_path)
+    try:
+        manifest = read_json(manifest_path)
+    except ToolkitError:
+        checks.append(Check("manifest", False, f"{MANIFEST} in the zip is not valid JSON"))
+        return checks, None
     listed: dict[str, str] = manifest.get("files", {})
     present = {p.relative_to(content).as_posix() for p in content.rglob("*") if p.is_file()}
     present.discard(MANIFEST)
@@ -87,14 +94,23 @@ def integrity_checks(content: Path, names: list[str]) -> tuple[list[Check], dict
 
 
 def verify_bundle(
-    bundle: Path, device: str = "cpu", python: Path | None = None, runtime: str = ""
+    bundle: Path,
+    device: str = "cpu",
+    python: Path | None = None,
+    runtime: str = "",
+    timeout: float = DEFAULT_TIMEOUT,
+    require_isolation: bool = False,
 ) -> VerifyReport:
     """Run every check on a bundle folder (or its zip) and report; raises only if unreadable.
 
     `python` runs the harness call in another interpreter (a competition runtime's venv,
-    named `runtime` in the report); by default this one."""
+    named `runtime` in the report); by default this one. Each sandboxed call may take
+    `timeout` seconds. Without an OS-level network block on this machine the report says so,
+    and `require_isolation` makes that a failure. The result is recorded in the manifest
+    beside the zip (`verification`)."""
     upload, reference = _locate(bundle)
-    with tempfile.TemporaryDirectory(prefix="toolkit-verify-") as tmp:
+    sweep_stale(VERIFY_PREFIX)
+    with tempfile.TemporaryDirectory(prefix=f"{VERIFY_PREFIX}{os.getpid()}-") as tmp:
         content = Path(tmp)
         names = extract_zip(upload, content)
         checks, manifest = integrity_checks(content, names)
@@ -104,8 +120,42 @@ def verify_bundle(
         sandbox = Sandbox(
             blocked=("toolkit", *competition.unavailable_modules),
             python=str(python or sys.executable),
+            timeout=timeout,
         )
+        isolated = bool(isolation()[1])
+        checks.append(
+            Check("network isolation", isolated or not require_isolation, sandbox.isolation
+                  + ("" if isolated else " (--require-isolation refuses this)"))
+        )  # fmt: skip
+        if not checks[-1].passed:
+            return VerifyReport(upload, checks)
         if python is not None:
             checks.append(Check("runtime", True, f"{runtime or 'custom'}: {python}"))
-        checks += competition.verify_bundle(content, reference, sandbox, device)
-    return VerifyReport(upload, checks)
+        harness = competition.verify_bundle(content, reference, sandbox, device)
+        if sandbox.attempts:
+            shown = "; ".join(dict.fromkeys(sandbox.attempts))
+            harness.insert(0, Check("offline", False, f"the bundle tried the network: {shown}"))
+        else:
+            harness.insert(0, Check("offline", True, "no network access attempted"))
+        checks += harness
+    report = VerifyReport(upload, checks)
+    _record(upload, report, sandbox.isolation)
+    return report
+
+
+def _record(upload: Path, report: VerifyReport, isolation_used: str) -> None:
+    """Write the outcome into the manifest beside the zip (skipped where that is read-only,
+    as in a read-only container mount)."""
+    outer = upload.parent / MANIFEST
+    if not outer.is_file():
+        return
+    try:
+        manifest = read_json(outer)
+        manifest["verification"] = {
+            "ok": report.ok,
+            "isolation": isolation_used,
+            "checks": {c.name: c.passed for c in report.checks},
+        }
+        write_json(outer, manifest)
+    except (OSError, ToolkitError):
+        return

@@ -49,6 +49,12 @@ def main(
 ) -> None:
     """Global options override TOOLKIT_* environment variables and .env."""
     setup_logging()
+    if device is not None and device.strip().lower() not in ("auto", ""):
+        from toolkit.cli.common import cli_errors
+        from toolkit.engine.device import resolve_device
+
+        with cli_errors():
+            resolve_device(device, source="--device")  # fail now, naming the flag
     ctx.obj = {
         "data_dir": data_dir,
         "cache_dir": cache_dir,

@@ -22,6 +22,12 @@ SetOpt = Annotated[
 SmokeOpt = Annotated[
     bool, typer.Option("--smoke", help="Apply the recipe's smoke block: tiny synthetic data.")
 ]
+TimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout", min=1, help="Seconds each sandboxed call of the bundle may take (600)."
+    ),
+]
 ResumeOpt = Annotated[
     bool, typer.Option("--resume", help="Continue the newest interrupted run of this recipe.")
 ]
@@ -41,16 +47,28 @@ def _train(ctx: typer.Context, name: str, sets: list[str], smoke: bool, resume: 
         _report(run, f"ensemble [bold]{run.path}[/] of {members} members", "validated_on")
         return run
     previous = None
+    changes: dict[str, object] = {}
     if resume:
         previous = latest_resumable(settings.runs_dir, recipe.name, smoke)
         if previous is None:
             raise TrainingError(
                 f"nothing to resume: no interrupted run of {recipe.name} under {settings.runs_dir}"
             )
-        if sets:
-            raise TrainingError("--resume continues with the run's saved recipe; drop --set")
+        from toolkit.config.recipes import parse_override
+        from toolkit.engine.train import RESUMABLE_TRAIN_KEYS
+
+        allowed = [f"train.{key}" for key in RESUMABLE_TRAIN_KEYS]
+        for item in sets:
+            key, value = parse_override(item)
+            if key not in allowed:
+                raise TrainingError(
+                    f"--resume continues with the run's saved recipe; drop --set {item} (only "
+                    f"{', '.join(allowed)} may change on resume)"
+                )
+            changes[key.removeprefix("train.")] = value
         console.print(f"resuming [bold]{previous.path}[/]")
-    run = train(recipe, settings, command=command, resume=previous, console=console)
+    run = train(recipe, settings, command=command, resume=previous, console=console,
+                resume_changes=changes)  # fmt: skip
     epochs = run.metrics()["epochs_completed"]
     _report(run, f"trained [bold]{run.path}[/] in {epochs} epochs", "stopped_by")
     return run
@@ -93,10 +111,22 @@ def _runtime_python(ctx: typer.Context, runtime: str | None) -> Path | None:
     return ensure_runtime(settings_from(ctx).cache_dir, spec, console)
 
 
-def _verify(bundle: Path, device: str, python: Path | None = None, runtime: str = "") -> bool:
-    from toolkit.bundle.verify import verify_bundle
+def _verify(
+    bundle: Path,
+    device: str,
+    python: Path | None = None,
+    runtime: str = "",
+    timeout: float | None = None,
+    require_isolation: bool = False,
+) -> bool:
+    from toolkit.bundle.verify import DEFAULT_TIMEOUT, verify_bundle
+    from toolkit.engine.interrupts import signals_raise
 
-    report = verify_bundle(bundle, device=device, python=python, runtime=runtime)
+    with signals_raise():  # a SIGTERM still removes the temporary folders and the sandbox
+        report = verify_bundle(
+            bundle, device=device, python=python, runtime=runtime,
+            timeout=timeout or DEFAULT_TIMEOUT, require_isolation=require_isolation,
+        )  # fmt: skip
     table = Table(show_header=False, box=None)
     for check in report.checks:
         mark = "[green]✓[/]" if check.passed else "[red]✗[/]"
@@ -256,7 +286,17 @@ def verify_cmd(
             "a virtual environment made once under the cache folder."
         ),
     ] = None,
+    timeout: TimeoutOpt = None,
+    require_isolation: Annotated[
+        bool,
+        typer.Option(
+            "--require-isolation",
+            help="Fail unless the bundle runs in its own network namespace (an OS-level block "
+            "of every network route; without it only the in-process guard applies).",
+        ),
+    ] = False,
 ) -> None:
     """Check a bundle offline, without the toolkit, the way the competition's harness calls it."""
     with cli_errors():
-        _verify(bundle, device, _runtime_python(ctx, runtime), runtime or "")
+        _verify(bundle, device, _runtime_python(ctx, runtime), runtime or "", timeout,
+                require_isolation)  # fmt: skip

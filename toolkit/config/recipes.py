@@ -58,6 +58,11 @@ def list_recipes(extra: Path | None = None) -> list[RecipeEntry]:
 def find_recipe(name_or_path: str, extra: Path | None = None) -> RecipeEntry:
     """Resolve a recipe name or a path; unknown names suggest the closest built-in ones."""
     path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        raise RecipeError(
+            f"{path}: a folder, not a recipe file; give a .yaml file or a recipe name "
+            "(`toolkit recipes list`)"
+        )
     if path.suffix in RECIPE_SUFFIXES and path.is_file():
         resolved = path.resolve()
         return RecipeEntry(f"{resolved.parent.name}/{resolved.stem}", resolved)
@@ -75,11 +80,44 @@ def find_recipe(name_or_path: str, extra: Path | None = None) -> RecipeEntry:
     )
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, key: Any, line: int, first: int):
+        self.key, self.line, self.first = key, line, first
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise _DuplicateKey(key, line, seen[key])
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
+    if path.is_dir():
+        raise RecipeError(
+            f"{path}: a folder, not a recipe file; give a .yaml file or a recipe name "
+            "(`toolkit recipes list`)"
+        )
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)
     except FileNotFoundError:
         raise RecipeError(f"recipe file not found: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise RecipeError(
+            f"{path}: not a text recipe (byte {exc.start} is not UTF-8); is it a binary file?"
+        ) from None
+    except _DuplicateKey as dup:
+        raise RecipeError(
+            f"{path}:{dup.line}: duplicate key {dup.key!r} (first given on line {dup.first}); "
+            "keep one"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""

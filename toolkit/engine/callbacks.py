@@ -1,14 +1,13 @@
 """Callbacks the engine adds to every run: history, progress (samples/s, ETA within the time
-budget), competition evaluation every N epochs, non-finite loss guard, graceful stop."""
+budget), competition evaluation every N epochs, non-finite loss guard (signals and last.ckpt:
+`toolkit.engine.resume`)."""
 
 from __future__ import annotations
 
 import csv
 import io
 import math
-import signal
 import time
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -190,6 +189,15 @@ class HistoryWriter(L.Callback):
         self.evaluator = evaluator
         self.rows: list[dict[str, Any]] = []
         self._epoch_start = time.monotonic()
+        self._loss_sum, self._samples = 0.0, 0
+
+    def state_dict(self) -> dict[str, Any]:
+        # The epoch in progress, so a run resumed mid-epoch reports the whole epoch's loss.
+        return {"loss_sum": self._loss_sum, "samples": self._samples}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._loss_sum = float(state_dict.get("loss_sum", 0.0))
+        self._samples = int(state_dict.get("samples", 0))
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # After a resume, the loop state (current_epoch) is restored by now.
@@ -199,6 +207,17 @@ class HistoryWriter(L.Callback):
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._epoch_start = time.monotonic()
+        self._loss_sum, self._samples = 0.0, 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if loss is None:
+            return
+        first = batch[0] if isinstance(batch, list | tuple) else batch
+        n = len(first) if hasattr(first, "__len__") else 1
+        # Lightning hands back the loss divided by the accumulation factor.
+        self._loss_sum += float(loss) * max(trainer.accumulate_grad_batches, 1) * n
+        self._samples += n
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         metrics = trainer.callback_metrics
@@ -206,7 +225,9 @@ class HistoryWriter(L.Callback):
         row = {
             "epoch": trainer.current_epoch,
             "step": trainer.global_step,
-            "train_loss": _scalar(metrics.get("train_loss")),
+            "train_loss": self._loss_sum / self._samples
+            if self._samples
+            else _scalar(metrics.get("train_loss")),
             "val_loss": _scalar(metrics.get("val_loss")),
             f"val_{self.metric_name}": _scalar(metrics.get(f"val_{self.metric_name}")),
             "lr": lr,
@@ -248,50 +269,3 @@ class FiniteLossGuard(L.Callback):
                 f"loss became {float(loss)} at epoch {trainer.current_epoch}, batch {batch_idx}: "
                 "lower train.lr, set train.gradient_clip_val, or check the data for NaN"
             )
-
-
-class GracefulStop(L.Callback):
-    """On SIGTERM or Ctrl-C: finish the current batch, save last.ckpt, stop cleanly.
-
-    A second signal while stopping aborts at once. Call `install()` before `trainer.fit`
-    and `restore()` after it.
-    """
-
-    def __init__(self, checkpoint: Path):
-        self.checkpoint = checkpoint
-        self.received: str | None = None
-        self.saved_at: tuple[int, int] | None = None
-        self._previous: dict[int, Any] = {}
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.received is not None:
-            raise KeyboardInterrupt
-        self.received = signal.Signals(signum).name
-
-    def install(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            self._previous[sig] = signal.signal(sig, self._handle)
-
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # Just before training, Lightning wraps SIGTERM with a handler that exits at the next
-        # batch without a checkpoint (status 0); take the signals back so ours decides.
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._handle)
-
-    def restore(self) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous.clear()
-
-    def _stop(self, trainer: L.Trainer) -> None:
-        if self.received is None or self.saved_at is not None:
-            return
-        trainer.save_checkpoint(self.checkpoint)
-        self.saved_at = (trainer.current_epoch, trainer.global_step)
-        trainer.should_stop = True
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self._stop(trainer)
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        self._stop(trainer)

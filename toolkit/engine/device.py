@@ -33,9 +33,12 @@ def in_container() -> bool:
     return Path("/.dockerenv").exists() or Path("/run/.containerenv").exists()
 
 
-def resolve_device(requested: str) -> tuple[str, list[int] | int]:
+def resolve_device(
+    requested: str, source: str = "TOOLKIT_DEVICE"
+) -> tuple[str, list[int] | int]:
     """Lightning's (accelerator, devices) for a device setting; CUDA asked for but absent is an
-    error, `auto` falls back to the CPU with a one-line notice."""
+    error, `auto` falls back to the CPU with a one-line notice. `source` names where the value
+    came from in messages (the TOOLKIT_DEVICE setting, or the --device flag)."""
     value = requested.strip().lower()
     if value in ("auto", ""):
         if torch.cuda.is_available():
@@ -47,19 +50,19 @@ def resolve_device(requested: str) -> tuple[str, list[int] | int]:
     if value in ("cuda", "gpu") or value.startswith(("cuda:", "gpu:")):
         index = value.partition(":")[2]
         if index and not index.isdigit():
-            raise ToolkitError(f"TOOLKIT_DEVICE={requested!r}: use auto, cpu, cuda or cuda:N")
+            raise ToolkitError(f"{source}={requested!r}: use auto, cpu, cuda or cuda:N")
         if not torch.cuda.is_available():
             raise ToolkitError(
-                f"TOOLKIT_DEVICE={requested} but no CUDA device is visible "
+                f"{source}={requested} but no CUDA device is visible "
                 f"({cuda_absence_reason()}); {HOW_TO_FIX}"
             )
         if index and int(index) >= torch.cuda.device_count():
             raise ToolkitError(
-                f"TOOLKIT_DEVICE={requested} but only {torch.cuda.device_count()} CUDA "
+                f"{source}={requested} but only {torch.cuda.device_count()} CUDA "
                 f"device(s) are visible (cuda:0..cuda:{torch.cuda.device_count() - 1})"
             )
         return "gpu", [int(index)] if index else 1
-    raise ToolkitError(f"TOOLKIT_DEVICE={requested!r}: use auto, cpu, cuda or cuda:N")
+    raise ToolkitError(f"{source}={requested!r}: use auto, cpu, cuda or cuda:N")
 
 
 def torch_device(requested: str) -> torch.device:

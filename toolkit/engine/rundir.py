@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -89,7 +91,24 @@ class RunDir:
         return read_json(self.metrics_file) if self.metrics_file.is_file() else {}
 
     def status(self) -> dict[str, Any]:
-        return read_json(self.status_file) if self.status_file.is_file() else {}
+        """status.json; a `training` run whose process is gone (killed, crashed machine) reads
+        as `interrupted`, with the reason, so a dead process never looks like a live one."""
+        status = read_json(self.status_file) if self.status_file.is_file() else {}
+        if status.get("state") == "training" and not _alive(status):
+            status = {
+                **status,
+                "state": "interrupted",
+                "reason": f"process {status.get('pid')} on {status.get('host')} ended without "
+                "recording why (killed or crashed)",
+            }
+        return status
+
+    def resumable(self) -> bool:
+        """Interrupted (or stopped by its time budget) with a checkpoint to continue from."""
+        status = self.status()
+        if self.resume_checkpoint() is None:
+            return False
+        return status.get("state") != "trained" or status.get("stopped_by") == "time budget"
 
     def set_status(self, state: str, **extra: Any) -> None:
         write_json(self.status_file, {"state": state, "updated": _now(), **extra})
@@ -102,6 +121,20 @@ class RunDir:
         """The newest checkpoint to resume from (last or interval), if any."""
         found = [p for p in self.checkpoints.glob("*.ckpt") if p.name != "best.ckpt"]
         return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+def _alive(status: dict[str, Any]) -> bool:
+    """Whether the process that wrote a `training` status still runs (unknown: assume so)."""
+    pid, host = status.get("pid"), status.get("host")
+    if not isinstance(pid, int) or host != socket.gethostname():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _now() -> str:
@@ -155,7 +188,7 @@ def latest_resumable(runs_root: Path, recipe_name: str, smoke: bool) -> RunDir |
         reverse=True,
     )
     for run in runs:
-        if run.status().get("state") == "trained" or run.resume_checkpoint() is None:
+        if not run.resumable():
             continue
         try:
             if run.recipe().smoke_applied == smoke:

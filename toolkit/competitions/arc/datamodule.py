@@ -27,6 +27,7 @@ from toolkit.competitions.arc.tasks import Pair, Task, read_tasks, solutions_bes
 from toolkit.config.settings import Settings
 from toolkit.data.fingerprint import KEY as FINGERPRINT
 from toolkit.data.fingerprint import DataFingerprint
+from toolkit.data.loaders import ResumableLoader, item_rng
 from toolkit.data.sources import synthetic_root
 from toolkit.errors import DataError
 
@@ -78,19 +79,24 @@ def _worst_case_len(pair: Pair) -> int:
 
 
 class AugmentedPairs(Dataset):
-    """(task, query pair) items; each access draws a view, a colour permutation and a demo order."""
+    """(task, query pair) items; each access draws a view, a colour permutation and a demo order
+    from (seed, epoch, index), so a resumed run sees the views an uninterrupted one would."""
 
     def __init__(self, tasks: list[list[Pair]], cfg: ARCData, seed: int):
         self.cfg = cfg
         self.items = [(t, q) for t, pairs in enumerate(tasks) for q in range(len(pairs))]
         self.tasks = tasks
-        self.rng = np.random.default_rng(seed)
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        aug, rng = self.cfg.augment, self.rng
+        aug, rng = self.cfg.augment, item_rng(self.seed, self.epoch, index)
         t, q = self.items[index]
         pairs = self.tasks[t]
         view = View(
@@ -231,11 +237,10 @@ class ARCDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         data = AugmentedPairs(self.train_groups, self.cfg, self.seed)
-        return DataLoader(
+        return ResumableLoader(
             data,
             batch_size=self.batch_size,
-            shuffle=True,
-            generator=torch.Generator().manual_seed(self.seed),
+            seed=self.seed,
             collate_fn=collate,
             num_workers=self.settings.num_workers,
         )

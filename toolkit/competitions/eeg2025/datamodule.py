@@ -32,6 +32,7 @@ from toolkit.config.settings import Settings
 from toolkit.data.array_cache import ArrayCache
 from toolkit.data.fingerprint import KEY as FINGERPRINT
 from toolkit.data.fingerprint import DataFingerprint
+from toolkit.data.loaders import ResumableLoader
 from toolkit.data.remote import open_source
 from toolkit.data.sources import synthetic_root
 from toolkit.errors import DataError
@@ -282,14 +283,16 @@ class EEG2025DataModule(L.LightningDataModule):
         self._ready = True
 
     def _loader(self, data: WindowDataset, shuffle: bool) -> DataLoader:
-        return DataLoader(
+        # Training: in (seed, epoch) order and resumable mid-epoch (toolkit.data.loaders).
+        loader = ResumableLoader if shuffle else DataLoader
+        extra = {"seed": self.seed} if shuffle else {}
+        return loader(
             data,
             batch_size=self.batch_size,
-            shuffle=shuffle,
-            generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
             num_workers=self.settings.num_workers,
             persistent_workers=self.settings.num_workers > 0,
             collate_fn=collate_batch,
+            **extra,
         )
 
     def train_dataloader(self) -> DataLoader:
