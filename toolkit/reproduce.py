@@ -21,12 +21,12 @@ from rich.console import Console
 
 import toolkit
 from toolkit.bundle.archive import extract_zip
-from toolkit.bundle.manifest import MANIFEST, code_commit, package_versions
+from toolkit.bundle.manifest import bundle_folder, code_commit, load_manifest, package_versions
 from toolkit.bundle.verify import REFERENCE, UPLOAD
 from toolkit.config.settings import Settings
 from toolkit.data.fingerprint import unreachable
 from toolkit.errors import DataError, ToolkitError
-from toolkit.fileio import read_json, write_text
+from toolkit.fileio import write_text
 
 MARKER = ".toolkit-reproduce"  # marks a work folder this command may empty and reuse
 Status = Literal["same", "different", "missing", "extra"]
@@ -71,32 +71,6 @@ class Reproduction:
 
 
 # -- reading the bundle ----------------------------------------------------------------------
-
-
-def bundle_folder(bundle: Path) -> Path:
-    """The bundle folder for a folder or its submission.zip."""
-    bundle = Path(bundle).expanduser().resolve()
-    if bundle.is_file():
-        return bundle.parent
-    if not bundle.is_dir():
-        raise ToolkitError(f"{bundle}: no such bundle folder or zip")
-    return bundle
-
-
-def load_manifest(bundle: Path) -> dict[str, Any]:
-    """The full manifest beside the zip, or else the one inside it; an error naming the
-    bundle when there is neither."""
-    folder = bundle_folder(bundle)
-    beside = folder / MANIFEST
-    if beside.is_file():
-        return read_json(beside)
-    upload = folder / UPLOAD
-    if upload.is_file():
-        with tempfile.TemporaryDirectory(prefix="toolkit-manifest-") as tmp:
-            names = extract_zip(upload, Path(tmp))
-            if MANIFEST in names:
-                return read_json(Path(tmp) / MANIFEST)
-    raise ToolkitError(f"{folder}: no {MANIFEST} beside or inside {UPLOAD} (not a toolkit bundle?)")
 
 
 def environment_checks(manifest: dict[str, Any]) -> list[EnvCheck]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 import subprocess
+import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -20,7 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import toolkit
+from toolkit.bundle.archive import extract_zip
 from toolkit.data.fingerprint import KEY as FINGERPRINT
+from toolkit.errors import ToolkitError
 from toolkit.fileio import read_json
 
 if TYPE_CHECKING:
@@ -127,3 +130,31 @@ def upload_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
     """The manifest as the competition receives it: no times, durations or run folders, and
     any other absolute path cut to `.../<its last part>`."""
     return _portable(manifest)
+
+
+def bundle_folder(bundle: Path) -> Path:
+    """The bundle folder for a folder or its submission.zip."""
+    bundle = Path(bundle).expanduser().resolve()
+    if bundle.is_file():
+        return bundle.parent
+    if not bundle.is_dir():
+        raise ToolkitError(f"{bundle}: no such bundle folder or zip")
+    return bundle
+
+
+def load_manifest(bundle: Path, upload_name: str = "submission.zip") -> dict[str, Any]:
+    """The full manifest beside the zip, or else the one inside it; an error naming the
+    bundle when there is neither."""
+    folder = bundle_folder(bundle)
+    beside = folder / MANIFEST
+    if beside.is_file():
+        return read_json(beside)
+    upload = folder / upload_name
+    if upload.is_file():
+        with tempfile.TemporaryDirectory(prefix="toolkit-manifest-") as tmp:
+            names = extract_zip(upload, Path(tmp))
+            if MANIFEST in names:
+                return read_json(Path(tmp) / MANIFEST)
+    raise ToolkitError(
+        f"{folder}: no {MANIFEST} beside or inside {upload_name} (not a toolkit bundle?)"
+    )
