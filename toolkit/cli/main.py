@@ -9,6 +9,8 @@ import typer
 
 from toolkit.cli import data, doctor, pipeline, predict, recipes, score
 from toolkit.cli.common import setup_logging
+from toolkit.cli.ledger import app as ledger_app
+from toolkit.cli.report import report_cmd
 from toolkit.cli.reproduce import reproduce_cmd
 
 app = typer.Typer(
@@ -31,6 +33,8 @@ app.command("doctor")(doctor.doctor_cmd)
 app.command("predict")(predict.predict_cmd)
 app.command("score")(score.score_cmd)
 app.command("reproduce")(reproduce_cmd)
+app.add_typer(ledger_app, name="ledger")
+app.command("report")(report_cmd)
 
 PathOpt = Annotated[Path | None, typer.Option(show_default=False)]
 

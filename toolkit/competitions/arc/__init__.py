@@ -33,6 +33,8 @@ class ARC:
     # The Kaggle notebook has no toolkit; the bundle must need only numpy and onnxruntime.
     unavailable_modules = ("torch", "lightning", "pytorch_lightning", "braindecode", "torchvision")
     bundle_slots: ClassVar[dict[str, str]] = {}  # one model per submission
+    # COMPETITIONS.md gives no submission limit for arc: `toolkit ledger --budget N` sets one.
+    submission_budget: int | None = None
 
     def bundle_slot(self, recipe) -> str | None:
         return None
@@ -86,6 +88,11 @@ class ARC:
         from toolkit.competitions.arc.submission import verify_arc_bundle
 
         return verify_arc_bundle(content, reference, sandbox, device)
+
+    def report_figures(self, run, out: Path) -> list[tuple[str, Path]]:
+        from toolkit.competitions.arc.report import report_figures
+
+        return report_figures(run, out)
 
 
 register(ARC())

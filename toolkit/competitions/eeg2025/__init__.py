@@ -28,6 +28,9 @@ class EEG2025:
         "c2": "challenge 2 (psychopathology)",
     }
 
+    # Uploads allowed over the whole competition; `toolkit ledger` counts what is left.
+    submission_budget = 25
+
     # What the harness runs (COMPETITIONS.md): `toolkit verify --runtime eeg2025` uses it.
     runtime = RuntimeSpec(
         "eeg2025", ("torch==2.2.2", "numpy<2"), "Python 3.10, torch 2.2.2, no onnxruntime"
@@ -65,6 +68,11 @@ class EEG2025:
         from toolkit.competitions.eeg2025.submission import verify_eeg2025_bundle
 
         return verify_eeg2025_bundle(content, reference, sandbox, device)
+
+    def report_figures(self, run, out: Path) -> list[tuple[str, Path]]:
+        from toolkit.competitions.eeg2025.report import report_figures
+
+        return report_figures(run, out)
 
 
 register(EEG2025())
