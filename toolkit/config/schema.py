@@ -7,6 +7,7 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from toolkit.config.durations import Duration
+from toolkit.hpo.config import HpoConfig
 
 
 class StrictModel(BaseModel):
@@ -56,8 +57,9 @@ class TrainConfig(StrictModel):
 class ExportConfig(StrictModel):
     """Which formats to write and how close they must stay to the eager model."""
 
-    formats: list[Literal["onnx", "torchscript"]] = Field(
-        default_factory=lambda: ["onnx", "torchscript"]
+    formats: list[Literal["onnx", "torchscript", "state_dict"]] = Field(
+        default_factory=lambda: ["onnx", "torchscript"],
+        description="state_dict: model.pth (weights) + model.json + a plain-torch load.py",
     )
     reference_batch: int = Field(8, ge=1)
     atol: float = Field(1e-4, gt=0)
@@ -105,6 +107,7 @@ class Recipe(StrictModel, Generic[DataT]):
     export: ExportConfig = Field(default_factory=ExportConfig)
     bundle: BundleConfig = Field(default_factory=BundleConfig)
     ensemble: EnsembleConfig | None = None
+    hpo: HpoConfig | None = Field(None, description="search space and settings of `toolkit hpo`")
     smoke: dict[str, Any] = Field(default_factory=dict)
     smoke_applied: bool = False
 

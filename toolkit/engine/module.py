@@ -1,6 +1,18 @@
-"""The one LightningModule: any model, loss and metric (competitions supply the pieces)."""
+"""The one LightningModule: any model, loss and metric (competitions supply the pieces).
+
+Optional model hooks, looked up by name (the engine names no model):
+
+- `param_groups(lr, weight_decay) -> list[dict] | None`: optimiser parameter groups (each may
+  set its own `lr` / `weight_decay`), e.g. state-space parameters at a capped lr without decay.
+- `auxiliary_losses(extras, progress) -> dict[str, Tensor]`: extra training losses, added to
+  the main loss and logged as `train_<name>_loss`. Called right after the training forward;
+  `extras` is the batch's third element (a dict, e.g. domain labels; {} for (x, y) batches),
+  `progress` the fraction of training done (0 -> 1), for schedules such as DANN's lambda.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -9,6 +21,12 @@ from torch import nn
 
 from toolkit.competitions.protocol import Metric
 from toolkit.config.schema import TrainConfig
+
+
+def split_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+    """(x, y) or (x, y, extras) -> (x, y, extras)."""
+    x, y, *rest = batch
+    return x, y, (rest[0] if rest else {})
 
 
 class TaskModule(L.LightningModule):
@@ -27,14 +45,29 @@ class TaskModule(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
-        x, y = batch
+    def progress(self) -> float:
+        """Fraction of the planned optimiser steps done (0 before the first step)."""
+        try:
+            total = self.trainer.estimated_stepping_batches
+        except (RuntimeError, AttributeError):
+            return 0.0
+        if not total or not np.isfinite(total):
+            return 0.0
+        return min(1.0, self.global_step / float(total))
+
+    def training_step(self, batch: Any, batch_idx: int):
+        x, y, extras = split_batch(batch)
         loss = self.loss(self.model(x), y)
+        hook = getattr(self.model, "auxiliary_losses", None)
+        extra_losses = hook(extras, self.progress()) if callable(hook) else {}
+        for name, value in extra_losses.items():
+            self.log(f"train_{name}_loss", value, on_step=False, on_epoch=True, batch_size=len(x))
+            loss = loss + value
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(x))
         return loss
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
-        x, y = batch
+    def validation_step(self, batch: Any, batch_idx: int):
+        x, y, _ = split_batch(batch)
         pred = self.model(x)
         self.log("val_loss", self.loss(pred, y), on_epoch=True, prog_bar=True, batch_size=len(x))
         self._val_preds.append(pred.detach().float().cpu())
@@ -52,9 +85,18 @@ class TaskModule(L.LightningModule):
         self.log(f"val_{self.metric.name}", score, prog_bar=True)
         self.log("val_score", score)
 
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """The model's own groups (`param_groups` hook), else one group of every parameter."""
+        cfg = self.train_cfg
+        hook = getattr(self.model, "param_groups", None)
+        groups = hook(cfg.lr, cfg.weight_decay) if callable(hook) else None
+        if not groups:
+            return [{"params": list(self.model.parameters()), "weight_decay": cfg.weight_decay}]
+        return [g for g in groups if g["params"]]
+
     def configure_optimizers(self):
         cfg = self.train_cfg
-        params = self.model.parameters()
+        params = self.parameter_groups()
         if cfg.optimizer == "sgd":
             opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
         elif cfg.optimizer == "adam":

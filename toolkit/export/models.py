@@ -81,8 +81,14 @@ def run_onnx(path: Path, x: np.ndarray) -> np.ndarray:
     return session.run(None, {session.get_inputs()[0].name: x})[0]
 
 
-RUNNERS = {"torchscript": run_torchscript, "onnx": run_onnx}
-FILES = {"torchscript": "model.ts", "onnx": "model.onnx"}
+def run_state_dict(path: Path, x: np.ndarray) -> np.ndarray:
+    from toolkit.export.state_dict import run_state_dict as run
+
+    return run(path, x)
+
+
+RUNNERS = {"torchscript": run_torchscript, "onnx": run_onnx, "state_dict": run_state_dict}
+FILES = {"torchscript": "model.ts", "onnx": "model.onnx", "state_dict": "model.pth"}
 
 
 def parity(

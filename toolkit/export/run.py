@@ -11,6 +11,7 @@ from toolkit.competitions import get_competition
 from toolkit.engine.rundir import RunDir
 from toolkit.errors import ExportError
 from toolkit.export.models import FILES, load_weights, parity, to_onnx, to_torchscript
+from toolkit.export.state_dict import to_state_dict
 from toolkit.fileio import atomic_dir, read_json, write_json
 
 
@@ -46,8 +47,11 @@ def export_run(run: RunDir) -> Path:
         np.save(out / "reference_outputs.npy", expected)
         torch.save(model.state_dict(), out / "state_dict.pt")
         for fmt in cfg.formats:
-            writer = to_torchscript if fmt == "torchscript" else to_onnx
-            path = writer(model, example.clone(), out / FILES[fmt])
+            if fmt == "state_dict":
+                path = to_state_dict(model, out, {"recipe": recipe.name, "stats": run.stats()})
+            else:
+                writer = to_torchscript if fmt == "torchscript" else to_onnx
+                path = writer(model, example.clone(), out / FILES[fmt])
             results[fmt] = parity(fmt, path, x, expected, cfg.atol, cfg.rtol)
         write_json(out / "parity.json", results)
         failed = [f"{fmt} (max error {r['max_abs_error']})" for fmt, r in results.items()

@@ -46,18 +46,24 @@ class EEG2025:
 
     def build_datamodule(self, recipe, settings):
         from toolkit.competitions.eeg2025.datamodule import EEG2025DataModule
+        from toolkit.competitions.eeg2025.domains import DomainDataModule
 
         seed = recipe.train.seed if recipe.train.seed is not None else settings.seed
-        return EEG2025DataModule(recipe.data, recipe.train.batch_size, settings, seed)
+        cls = DomainDataModule if recipe.data.domain is not None else EEG2025DataModule
+        return cls(recipe.data, recipe.train.batch_size, settings, seed)
 
     def build_model(self, recipe, stats: dict[str, Any]) -> nn.Module:
         from toolkit.competitions.eeg2025.models import HarnessModel, build_backbone
 
-        backbone = build_backbone(recipe.model.name, recipe.model.kwargs, stats["n_times"])
+        n_domains = len(stats.get("domains", []))
+        backbone = build_backbone(
+            recipe.model.name, recipe.model.kwargs, stats["n_times"], n_domains
+        )
         return HarnessModel(backbone, stats["target_mean"], stats["target_std"])
 
     def build_loss(self, recipe) -> nn.Module:
-        return nn.MSELoss()
+        loss = recipe.data.loss
+        return nn.HuberLoss(delta=loss.delta) if loss.name == "huber" else nn.MSELoss()
 
     def write_bundle(self, runs, content: Path, reference: Path) -> dict[str, Any]:
         from toolkit.competitions.eeg2025.submission import write_eeg2025_bundle

@@ -40,6 +40,13 @@ class C2WindowConfig(StrictModel):
     crop: float = Field(2.0, gt=0)
 
 
+class LossConfig(StrictModel):
+    """The training loss on the target's scale: MSE, or Huber (quadratic within `delta`)."""
+
+    name: Literal["mse", "huber"] = "mse"
+    delta: float = Field(1.0, gt=0, description="Huber's delta, in the target's unit (seconds)")
+
+
 class EEG2025Data(StrictModel):
     """Where the HBN-EEG BIDS tree is and which subjects and windows to use."""
 
@@ -64,3 +71,9 @@ class EEG2025Data(StrictModel):
     c2_target: Literal["externalizing", "p_factor", "attention", "internalizing"] = "externalizing"
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    domain: Literal["subject", "release"] | None = Field(
+        None,
+        description="domain labels of training windows for a domain-adversarial head (S4, S4D): "
+        "one domain per training subject, or per release",
+    )

@@ -1,7 +1,8 @@
 """Models as the harness calls them: volts in (B, 129, 200), seconds or scores out (B, 1).
 
 Preprocessing lives inside the model (the harness feeds raw windows): volts -> microvolts in,
-the training target's scale out. Backbones are braindecode models chosen by name."""
+the training target's scale out. Backbones are braindecode models chosen by name, or the
+toolkit's own S4 / S4D state-space models (s4.py)."""
 
 from __future__ import annotations
 
@@ -11,23 +12,15 @@ import torch
 from torch import nn
 
 from toolkit.competitions.eeg2025.config import CHANNEL_NAMES, SFREQ
+from toolkit.competitions.eeg2025.harness_model import VOLTS_TO_MICROVOLTS, HarnessModel
 from toolkit.errors import RecipeError
 
-VOLTS_TO_MICROVOLTS = 1e6
-
-
-class HarnessModel(nn.Module):
-    """Scales input to microvolts, runs the backbone, maps its output to the target's scale."""
-
-    def __init__(self, backbone: nn.Module, target_mean: float, target_std: float):
-        super().__init__()
-        self.backbone = backbone
-        self.register_buffer("target_mean", torch.tensor(float(target_mean)))
-        self.register_buffer("target_std", torch.tensor(float(target_std)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.backbone(x * VOLTS_TO_MICROVOLTS)
-        return out.reshape(out.shape[0], 1) * self.target_std + self.target_mean
+__all__ = ["VOLTS_TO_MICROVOLTS", "ConstantModel", "HarnessModel", "build_backbone", "nrmse"]
+# The toolkit's own models: name -> the S4Net kernel they use.
+STATE_SPACE_MODELS = {
+    "S4": {"kernel": "dplr", "init": "legs", "discretization": "bilinear"},
+    "S4D": {"kernel": "diag", "init": "lin", "discretization": "zoh"},
+}
 
 
 class ConstantModel(nn.Module):
@@ -41,8 +34,33 @@ class ConstantModel(nn.Module):
         return self.value.expand(x.shape[0], 1).to(x.dtype)
 
 
-def build_backbone(name: str, kwargs: dict[str, Any], n_times: int) -> nn.Module:
-    """A braindecode model by class name, built with the challenge's signal contract."""
+def build_state_space(name: str, kwargs: dict[str, Any], n_domains: int = 0) -> nn.Module:
+    """S4 or S4D (s4.py) with the challenge's 129 channels; `n_domains` > 1 adds the DANN head."""
+    from toolkit.competitions.eeg2025.s4 import S4Net
+
+    if "kernel" in kwargs:
+        raise RecipeError(f"model.kwargs.kernel: set by model.name ({name}); drop it")
+    args = {**STATE_SPACE_MODELS[name], **kwargs}
+    try:
+        return S4Net(n_chans=len(CHANNEL_NAMES), n_outputs=1, n_domains=n_domains, **args)
+    except (TypeError, ValueError) as exc:
+        raise RecipeError(f"model.kwargs for {name}: {exc}") from None
+
+
+def build_backbone(
+    name: str, kwargs: dict[str, Any], n_times: int, n_domains: int = 0
+) -> nn.Module:
+    """A backbone by name: S4 / S4D, or a braindecode model built with the signal contract.
+
+    Only the state-space models carry a domain head; `n_domains` > 1 with another model is
+    an error."""
+    if name in STATE_SPACE_MODELS:
+        return build_state_space(name, kwargs, n_domains)
+    if n_domains > 1:
+        raise RecipeError(
+            f"data.domain needs a model with a domain head ({', '.join(STATE_SPACE_MODELS)}), "
+            f"not {name}"
+        )
     import braindecode.models as models
 
     cls = getattr(models, name, None)
@@ -51,7 +69,10 @@ def build_backbone(name: str, kwargs: dict[str, Any], n_times: int) -> nn.Module
 
         close = difflib.get_close_matches(name, [n for n in dir(models) if n[:1].isupper()], n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise RecipeError(f"model.name={name!r} is not a braindecode model{hint}")
+        raise RecipeError(
+            f"model.name={name!r} is neither {' nor '.join(STATE_SPACE_MODELS)} nor a "
+            f"braindecode model{hint}"
+        )
     chs_info = [{"ch_name": ch} for ch in CHANNEL_NAMES]  # needed for torch.jit.trace
     try:
         return cls(

@@ -1,0 +1,1 @@
+"""Hyperparameter search over recipes with Optuna: `toolkit hpo RECIPE` and `toolkit hpo show`."""
