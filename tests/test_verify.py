@@ -3,7 +3,6 @@ The bundle is also loaded the way the harness does, in a subprocess with only to
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
@@ -12,34 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from toolkit.bundle.manifest import sha256
+from tests.bundle_edits import edit_loader as _edit_loader
+from tests.bundle_edits import rewrite as _rewrite
 
 pytestmark = pytest.mark.slow
-
-
-def _rewrite(bundle: Path, tmp: Path, edit) -> Path:
-    """Copy a bundle, let `edit` change its unpacked files, zip it again."""
-    copy = tmp / "bundle"
-    shutil.copytree(bundle, copy)
-    content = tmp / "content"
-    with zipfile.ZipFile(copy / "submission.zip") as zf:
-        zf.extractall(content)
-    edit(content)
-    (copy / "submission.zip").unlink()
-    with zipfile.ZipFile(copy / "submission.zip", "w") as zf:
-        for path in sorted(content.rglob("*")):
-            if path.is_file():
-                zf.write(path, path.relative_to(content).as_posix())
-    return copy
-
-
-def _edit_loader(content: Path, change) -> None:
-    """Change submission.py and keep the manifest consistent (only the harness call can fail)."""
-    loader = content / "submission.py"
-    loader.write_text(change(loader.read_text()))
-    manifest = json.loads((content / "manifest.json").read_text())
-    manifest["files"]["submission.py"] = sha256(loader)
-    (content / "manifest.json").write_text(json.dumps(manifest))
 
 
 def test_good_bundle_verifies(toolkit, c1_bundle):

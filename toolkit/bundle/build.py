@@ -23,11 +23,29 @@ def default_bundle_name(run: RunDir) -> str:
     return (recipe.bundle.name or recipe.slug) + ("-smoke" if recipe.smoke_applied else "")
 
 
-def bundle_runs(runs: list[RunDir], settings: Settings, name: str | None = None) -> Path:
-    """Write the competition's submission for `runs`; return the bundle folder."""
+def bundle_runs(
+    runs: list[RunDir],
+    settings: Settings,
+    name: str | None = None,
+    allow_unfinished: bool = False,
+) -> Path:
+    """Write the competition's submission for `runs`; return the bundle folder. A run that did
+    not finish training (interrupted, failed) is refused unless `allow_unfinished`, and then
+    the manifest names it."""
     if not runs:
         raise ToolkitError("bundle: give at least one run folder")
+    unfinished: dict[str, str] = {}
     for run in runs:
+        status = run.status()
+        state = status.get("state", "unknown")
+        if state != "trained":
+            why = status.get("error") or status.get("signal") or status.get("reason") or ""
+            unfinished[run.path.name] = f"{state}{f' ({why})' if why else ''}"
+            if not allow_unfinished:
+                raise ToolkitError(
+                    f"{run.path}: training is {unfinished[run.path.name]}, not finished; "
+                    "resume it (`--resume`) or bundle it anyway with --allow-unfinished"
+                )
         if not (run.export_dir / "parity.json").is_file():
             raise ToolkitError(f"{run.path}: not exported yet; run `toolkit export {run.path}`")
     competition = get_competition(runs[0].recipe().competition)
@@ -36,6 +54,8 @@ def bundle_runs(runs: list[RunDir], settings: Settings, name: str | None = None)
     with atomic_dir(target) as out, tempfile.TemporaryDirectory(prefix="bundle-") as tmp:
         content = Path(tmp)
         fields = competition.write_bundle(runs, content, out / REFERENCE)
+        if unfinished:
+            fields["unfinished_runs"] = unfinished
         scrub_model_files(content)  # deterministic files: no call stacks or paths in models
         manifest = build_manifest(
             content, runs=runs, competition=competition.name, name=name, upload=UPLOAD, **fields

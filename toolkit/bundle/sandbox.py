@@ -212,6 +212,7 @@ class Sandbox:
             stdin=subprocess.DEVNULL,
             text=True,
             start_new_session=True,  # its own process group: killed whole on timeout
+            preexec_fn=_die_with_parent,
         )
         try:
             stdout, stderr = proc.communicate(timeout=self.timeout)
@@ -234,6 +235,16 @@ class Sandbox:
         )
         self.attempts.extend(network)
         return SandboxResult(code, stdout, stderr, network)
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec (Linux): SIGKILL it if the toolkit dies (even by SIGKILL)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

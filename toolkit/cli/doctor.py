@@ -74,7 +74,16 @@ def doctor_cmd(ctx: typer.Context) -> None:
             table.add_row(name, ver or "[red]not installed[/]")
         cuda = torch.cuda.is_available()
         gpus = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
-        table.add_row("cuda", f"yes ({gpus})" if cuda else "no (training runs on the CPU)")
+        wants_cuda = settings.device.strip().lower().startswith(("cuda", "gpu"))
+        problems: list[str] = []
+        if cuda:
+            table.add_row("cuda", f"yes ({gpus})")
+        elif wants_cuda:
+            table.add_row("cuda", f"[red]no: TOOLKIT_DEVICE={settings.device}, so training "
+                          "will stop[/] (set TOOLKIT_DEVICE=auto to train on the CPU)")  # fmt: skip
+            problems.append(f"TOOLKIT_DEVICE={settings.device} but no CUDA device is visible")
+        else:
+            table.add_row("cuda", "no (training runs on the CPU)")
         if not cuda:
             table.add_row("", f"why: {cuda_absence_reason()}")
         table.add_row("device setting", settings.device)
@@ -82,9 +91,16 @@ def doctor_cmd(ctx: typer.Context) -> None:
         table.add_row("user", _user())
         for field in ("data_dir", "cache_dir", "runs_dir", "submissions_dir"):
             path = getattr(settings, field)
-            table.add_row(field, f"{path} [dim]({_access(path)})[/]")
+            access = _access(path)
+            table.add_row(field, f"{path} [dim]({access})[/]")
+            # Data may be read-only; the toolkit writes the other three.
+            if field != "data_dir" and access not in ("writable", "missing, will be created"):
+                problems.append(f"{field} {path} is {access.strip('[red]/')}")
         table.add_row("s3", f"anon={settings.s3.anon} endpoint={settings.s3.endpoint_url}")
         table.add_row("recipe folders", ", ".join(map(str, recipe_roots(settings.recipes_dir))))
         table.add_row("recipes", str(len(list_recipes(settings.recipes_dir))))
         table.add_row("competitions", ", ".join(competition_names()))
         console.print(table)
+        if problems:
+            console.print(f"[red]not ready:[/] {'; '.join(problems)}")
+            raise typer.Exit(1)

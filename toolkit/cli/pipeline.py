@@ -90,10 +90,12 @@ def _export(run: RunDir) -> None:
         console.print(f"exported {fmt}: {run.export_dir / result['file']} (max error {worst:.1e})")
 
 
-def _bundle(runs: list[RunDir], settings: Settings, name: str | None) -> Path:
+def _bundle(
+    runs: list[RunDir], settings: Settings, name: str | None, allow_unfinished: bool = False
+) -> Path:
     from toolkit.bundle.build import bundle_runs
 
-    path = bundle_runs(runs, settings, name)
+    path = bundle_runs(runs, settings, name, allow_unfinished)
     console.print(f"bundle [bold]{path}[/]")
     return path
 
@@ -237,6 +239,13 @@ def bundle_cmd(
     smoke: Annotated[
         bool, typer.Option("--smoke", help="A recipe given for a slot means its smoke runs.")
     ] = False,
+    allow_unfinished: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unfinished",
+            help="Bundle runs whose training was interrupted or failed (the manifest says so).",
+        ),
+    ] = False,
 ) -> None:
     """Write the competition's submission under submissions/: from exported run folders, or
     one model per slot (`toolkit bundle eeg2025 --c1 X --c2 Y`), where X and Y are run folders
@@ -246,7 +255,7 @@ def bundle_cmd(
         runs = _slot_runs(ctx, targets, smoke)
         if runs is None:
             runs = [_run_or_recipe(ctx, t, smoke) for t in targets]
-        _bundle(runs, settings, name)
+        _bundle(runs, settings, name, allow_unfinished)
 
 
 def _slot_runs(ctx: typer.Context, targets: list[str], smoke: bool) -> list[RunDir] | None:

@@ -117,8 +117,11 @@ class Scores(Protocol):
 class Predicts(Protocol):
     """`toolkit predict BUNDLE INPUT --out OUT`: run an unpacked bundle's predictor offline."""
 
-    def predict(self, content: Path, inputs: Path, out: Path, device: str) -> str:
-        """Write `out`; return a one-line summary."""
+    def predict(
+        self, content: Path, inputs: Path, out: Path, device: str, sandbox: Sandbox
+    ) -> str:
+        """Write `out` by running the bundle's predictor in `sandbox` (usually through
+        `toolkit.bundle.predict.run_predict_script`); return a one-line summary."""
         ...
 
 
@@ -139,4 +142,12 @@ class Reports(Protocol):
 
     def report_figures(self, run: RunDir, out: Path) -> list[tuple[str, Path]]:
         """(caption, PNG path) pairs, in the order the page shows them."""
+        ...
+
+
+class ChecksModel(Protocol):
+    """Validates `model.name` and `model.kwargs` before any data is read (fail in seconds)."""
+
+    def check_model(self, recipe: Recipe) -> None:
+        """Raise RecipeError naming the key that is wrong."""
         ...

@@ -50,11 +50,18 @@ class ARC:
         seed = recipe.train.seed if recipe.train.seed is not None else settings.seed
         return ARCDataModule(recipe.data, recipe.train.batch_size, settings, seed)
 
-    def build_model(self, recipe, stats: dict[str, Any]) -> nn.Module:
+    def check_model(self, recipe) -> None:
         from toolkit.competitions.arc.model import ARCTransformer
+        from toolkit.config.kwargs import check_kwargs
 
         if recipe.model.name != "arc-transformer":
             raise RecipeError(f"model.name={recipe.model.name}: arc has only 'arc-transformer'")
+        check_kwargs(ARCTransformer, recipe.model.kwargs, provided=("max_len",))
+
+    def build_model(self, recipe, stats: dict[str, Any]) -> nn.Module:
+        from toolkit.competitions.arc.model import ARCTransformer
+
+        self.check_model(recipe)
         return ARCTransformer(**recipe.model.kwargs, max_len=stats["max_len"])
 
     def build_loss(self, recipe) -> nn.Module:
@@ -74,10 +81,10 @@ class ARC:
 
         return score_files(submission, answers)
 
-    def predict(self, content: Path, inputs: Path, out: Path, device: str) -> str:
-        from toolkit.competitions.arc.submission import run_predictor
+    def predict(self, content: Path, inputs: Path, out: Path, device: str, sandbox) -> str:
+        from toolkit.bundle.predict import run_predict_script
 
-        return run_predictor(content, inputs, out, device)
+        return run_predict_script(content, inputs, out, device, sandbox)
 
     def write_bundle(self, runs, content: Path, reference: Path) -> dict[str, Any]:
         from toolkit.competitions.arc.submission import write_arc_bundle

@@ -426,7 +426,7 @@ def task_problem(task: Any) -> str | None:
 
 
 def padded(n: int) -> list[dict[str, Grid]]:
-    return [{"attempt_1": PAD_GRID, "attempt_2": PAD_GRID} for _ in range(max(n, 1))]
+    return [{"attempt_1": PAD_GRID, "attempt_2": PAD_GRID} for _ in range(n)]
 
 
 def predict_task(
@@ -611,7 +611,8 @@ def main(argv: list[str] | None = None) -> int:
         decoder=decoder,
     )
     write_json_atomic(args.out, submission)
-    n_tests = sum(len(v) for v in submission.values())
+    n_tests = sum(len(t["test"]) for t in challenges.values()
+                  if isinstance(t, dict) and isinstance(t.get("test"), list))  # fmt: skip
     print(f"wrote {args.out}: {len(submission)} tasks, {n_tests} test inputs, "
           f"{len(failures)} task(s) padded or cut short")  # fmt: skip
     return 1 if forward is None else 0

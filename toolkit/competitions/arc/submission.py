@@ -5,8 +5,6 @@ verified by running predict.py offline on unseen edge cases."""
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -191,17 +189,3 @@ def verify_arc_bundle(content: Path, reference: Path, sandbox: Sandbox, device: 
     checks.append(Check("predictions match the reference", not differ, detail))
     shutil.rmtree(out.parent, ignore_errors=True)
     return checks
-
-
-def run_predictor(content: Path, inputs: Path, out: Path, device: str) -> str:
-    """`toolkit predict`: the bundle's predict.py in a fresh interpreter (its own code path)."""
-    script = content / "predict.py"
-    if not script.is_file():
-        raise ToolkitError(f"{content}: no predict.py in this bundle")
-    cmd = [sys.executable, str(script), str(inputs), str(out), "--device", device]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    sys.stderr.write(proc.stderr)
-    if proc.returncode != 0:
-        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-        raise ToolkitError(lines[-1] if lines else f"predict.py exited {proc.returncode}")
-    return proc.stdout.strip()

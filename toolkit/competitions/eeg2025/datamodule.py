@@ -25,7 +25,7 @@ from toolkit.competitions.eeg2025.bids import (
     subject_recordings,
     task_available,
 )
-from toolkit.competitions.eeg2025.config import SFREQ, EEG2025Data
+from toolkit.competitions.eeg2025.config import C2_TARGETS, SFREQ, EEG2025Data
 from toolkit.competitions.eeg2025.synth import SYNTH_VERSION, write_synthetic_bids
 from toolkit.competitions.eeg2025.windows import WINDOWS_VERSION, recording_windows
 from toolkit.config.settings import Settings
@@ -99,9 +99,14 @@ def _candidates(cfg: EEG2025Data, settings: Settings, skipped: Counter) -> list[
             keep &= in_release
         elif cfg.releases and "release_number" in table.columns:
             keep &= table["release_number"].astype(str).isin(cfg.releases)
+        if cfg.c2_target not in table.columns:
+            # Challenge 1 needs it too: the bundle's Challenge 2 slot holds its training mean.
+            targets = [c for c in C2_TARGETS if c in table.columns]
+            raise DataError(
+                f"{source.url}/participants.tsv: no {cfg.c2_target!r} column (data.c2_target); "
+                f"columns with Challenge 2 targets there: {', '.join(targets) or 'none'}"
+            )
         if cfg.challenge == 2:
-            if cfg.c2_target not in table.columns:
-                raise DataError(f"{source.url}/participants.tsv: no {cfg.c2_target} column")
             has_target = table[cfg.c2_target].notna()
             skipped[f"no {cfg.c2_target} (n/a)"] += int((keep & ~has_target).sum())
             keep &= has_target
@@ -118,6 +123,17 @@ def _candidates(cfg: EEG2025Data, settings: Settings, skipped: Counter) -> list[
             score = float(scores[subject]) if scores is not None else float("nan")
             found.append(Candidate(subject, release, source, score))
     return found
+
+
+def _c2_train_mean(values: list[float], column: str) -> float:
+    """The mean Challenge 2 score of the training subjects (the baseline of a C1 bundle)."""
+    known = [v for v in values if np.isfinite(v)]
+    if not known:
+        raise DataError(
+            f"no training subject has a {column!r} score in participants.tsv (all n/a), so the "
+            "Challenge 2 baseline is unknown; choose another data.c2_target"
+        )
+    return float(np.mean(known))
 
 
 class WindowDataset(Dataset):
@@ -277,7 +293,7 @@ class EEG2025DataModule(L.LightningDataModule):
             "window_cache": {"hits": cache.hits, "built": cache.misses, "root": str(cache.root)},
             "c2_target": cfg.c2_target,
             # per subject, not per window: the challenge 2 baseline of a challenge 1 bundle
-            "c2_train_mean": float(np.nan_to_num(np.nanmean([scores[s] for s in train_s]))),
+            "c2_train_mean": _c2_train_mean([scores[s] for s in train_s], cfg.c2_target),
             FINGERPRINT: read.as_dict(preprocessing=preprocessing, generator=generator),
         }
         self._ready = True
