@@ -14,7 +14,7 @@ from toolkit.competitions import get_competition
 from toolkit.config.settings import Settings
 from toolkit.engine.rundir import RunDir
 from toolkit.errors import ToolkitError
-from toolkit.export.deterministic import scrub_model_files
+from toolkit.export.deterministic import deterministic_models
 from toolkit.fileio import atomic_dir, write_json
 
 
@@ -53,10 +53,10 @@ def bundle_runs(
     target = settings.submissions_dir / competition.name / name
     with atomic_dir(target) as out, tempfile.TemporaryDirectory(prefix="bundle-") as tmp:
         content = Path(tmp)
-        fields = competition.write_bundle(runs, content, out / REFERENCE)
+        with deterministic_models(content):  # no call stacks, paths or per-process names
+            fields = competition.write_bundle(runs, content, out / REFERENCE)
         if unfinished:
             fields["unfinished_runs"] = unfinished
-        scrub_model_files(content)  # deterministic files: no call stacks or paths in models
         manifest = build_manifest(
             content, runs=runs, competition=competition.name, name=name, upload=UPLOAD, **fields
         )

@@ -7,12 +7,19 @@ stack trace (`pkg.torch.onnx.stack_trace`, absolute paths again). The same weigh
 from another checkout or another command would differ byte for byte, and the competition would
 receive our paths. These functions rewrite the files without those records; everything the
 runtime needs (code, constants, weights, graph, shapes) is kept as written.
+
+TorchScript also names each compiled class once per process: a class traced or scripted a
+second time in the same process is saved as `___torch_mangle_N.<Class>`, so the file would
+depend on what the process exported before (a partner challenge, a test session).
+`fresh_jit_names()` forgets earlier classes first (what torch's own tests do between cases).
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from toolkit.fileio import atomic_path
@@ -21,6 +28,16 @@ from toolkit.fileio import atomic_path
 DEBUG_SUFFIX = ".debug_pkl"
 ONNX_DEBUG_KEYS = frozenset({"pkg.torch.onnx.stack_trace"})
 SERIALIZATION_ID = ".data/serialization_id"  # recomputed by the writer
+
+
+def fresh_jit_names() -> None:
+    """Forget the classes TorchScript compiled so far in this process (modules already made
+    keep working), so the next trace or script names its classes as a fresh process would."""
+    import torch
+
+    torch._C._jit_clear_class_registry()
+    torch.jit._recursive.concrete_type_store = torch.jit._recursive.ConcreteTypeStore()
+    torch.jit._state._clear_class_state()
 
 
 def is_torchscript(path: Path) -> bool:
@@ -103,3 +120,12 @@ def scrub_model_files(folder: Path) -> list[Path]:
         if done:
             changed.append(path)
     return changed
+
+
+@contextlib.contextmanager
+def deterministic_models(folder: Path) -> Iterator[Path]:
+    """Model files written into `folder` inside the block are named as by a fresh process and,
+    at its end, scrubbed of call stacks and paths."""
+    fresh_jit_names()
+    yield folder
+    scrub_model_files(folder)

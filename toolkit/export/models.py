@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from toolkit.errors import ExportError
-from toolkit.export.deterministic import scrub_onnx, scrub_torchscript
+from toolkit.export.deterministic import fresh_jit_names, scrub_onnx, scrub_torchscript
 
 
 def load_weights(model: nn.Module, checkpoint: Path, prefix: str = "model.") -> nn.Module:
@@ -40,6 +40,7 @@ def _quiet():
 def to_torchscript(model: nn.Module, example: torch.Tensor, path: Path) -> Path:
     """Trace to TorchScript (loads with torch.jit.load, no model code needed)."""
     try:
+        fresh_jit_names()  # class names as in a fresh process, whatever was traced before
         with _quiet(), torch.no_grad():
             traced = torch.jit.trace(model, example, check_trace=False)
         traced.save(str(path))

@@ -170,6 +170,8 @@ def write_report(target: Path, out: Path | None = None) -> Path:
         folder = target if target.is_dir() else target.parent
         manifest = load_manifest(folder)
         runs = _runs_of_bundle(folder, manifest)
+    for r in runs:
+        _histories(r)  # a run without history fails here, before anything is written
     out = (Path(out).expanduser() if out is not None else folder / "report").resolve()
     out.mkdir(parents=True, exist_ok=True)
     sections = [run_section(r, out) for r in runs]

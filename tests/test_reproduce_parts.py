@@ -1,0 +1,169 @@
+"""The parts that make bundles reproducible, without training: a deterministic zip, model
+files without call stacks or paths, the upload's manifest without times or paths, and data
+fingerprints (what was read, and what is no longer there)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from toolkit.bundle.archive import FIXED_TIME, write_zip
+from toolkit.bundle.manifest import upload_manifest
+from toolkit.config.settings import Settings
+from toolkit.data.fingerprint import DataFingerprint, unreachable
+from toolkit.data.remote import LocalSource
+from toolkit.export.models import run_onnx, run_torchscript, to_onnx, to_torchscript
+
+HERE = str(Path(__file__).resolve().parent).encode()
+
+
+def _tree(root: Path, mode: int, mtime: int) -> Path:
+    (root / "sub").mkdir(parents=True)
+    for name, text in (("b.txt", "bee"), ("a.py", "print(1)\n"), ("sub/c.bin", "\0" * 999)):
+        path = root / name
+        path.write_text(text)
+        path.chmod(mode)
+        os.utime(path, (mtime, mtime))
+    return root
+
+
+def test_zip_bytes_depend_only_on_the_files(tmp_path):
+    one = write_zip(_tree(tmp_path / "one", 0o600, 1_000_000_000), tmp_path / "one.zip")
+    two = write_zip(_tree(tmp_path / "two", 0o755, 1_700_000_000), tmp_path / "two.zip")
+    assert one.read_bytes() == two.read_bytes()
+    with zipfile.ZipFile(one) as zf:
+        infos = zf.infolist()
+        assert [i.filename for i in infos] == ["a.py", "b.txt", "sub/c.bin"]
+        assert zf.read("sub/c.bin") == b"\0" * 999
+    assert {i.date_time for i in infos} == {FIXED_TIME}
+    assert {i.external_attr >> 16 for i in infos} == {0o100644}
+
+
+class Tiny(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.linear = nn.Linear(6, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.linear(x)) * 2
+
+
+def _export_directly(writer, path: Path) -> Path:
+    return writer(Tiny().eval(), torch.ones(3, 6), path)
+
+
+def _export_from_deeper(writer, path: Path) -> Path:
+    def inner() -> Path:
+        return _export_directly(writer, path)
+
+    return inner()  # another call stack: once recorded in the files
+
+
+@pytest.mark.parametrize(("writer", "runner", "name"), [
+    (to_torchscript, run_torchscript, "model.ts"),
+    (to_onnx, run_onnx, "model.onnx"),
+])  # fmt: skip
+def test_exports_hold_no_call_stack_or_path(tmp_path, writer, runner, name):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = _export_directly(writer, tmp_path / "a" / name)
+    b = _export_from_deeper(writer, tmp_path / "b" / name)
+    assert a.read_bytes() == b.read_bytes()
+    payload = a.read_bytes()
+    if name.endswith(".ts"):
+        with zipfile.ZipFile(a) as zf:
+            assert not [n for n in zf.namelist() if n.endswith(".debug_pkl")]
+            payload += b"".join(zf.read(n) for n in zf.namelist())
+    assert HERE not in payload and b".py(" not in payload  # no path, no "file.py(line)" frame
+    x = np.linspace(-1, 1, 12, dtype=np.float32).reshape(2, 6)
+    with torch.no_grad():
+        expected = Tiny().eval()(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(runner(a, x), expected, atol=1e-6)
+
+
+def test_upload_manifest_drops_times_and_local_paths():
+    full = {
+        "created": "2025-01-01T00:00:00+00:00",
+        "runs": [{"run": "/home/me/runs/x/20250101-000000", "seed": 3,
+                  "metrics": {"train_seconds": 12.5, "val_nrmse": 0.9,
+                              "best_checkpoint": "/home/me/runs/x/best.ckpt"},
+                  "data": {"sources": [{"source": "/mnt/hbn/R1", "files": []}]}}],
+        "eval_details": {"seconds": 3.2, "tasks": 4},
+        "recipe": {"data": {"source": "s3://bucket/R1"}},
+    }  # fmt: skip
+    assert upload_manifest(full) == {
+        "runs": [{"seed": 3, "metrics": {"val_nrmse": 0.9},
+                  "data": {"sources": [{"source": ".../R1", "files": []}]}}],
+        "eval_details": {"tasks": 4},
+        "recipe": {"data": {"source": "s3://bucket/R1"}},
+    }  # fmt: skip
+    assert full["created"]  # the full record is left as it was
+
+
+def _settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache").resolved()
+
+
+def test_fingerprint_lists_files_read_with_size_and_checksum(tmp_path):
+    settings = _settings(tmp_path)
+    root = settings.data_dir / "bids"
+    (root / "sub-1").mkdir(parents=True)
+    (root / "participants.tsv").write_text("participant_id\nsub-1\n")
+    (root / "sub-1" / "x_eeg.set").write_bytes(b"eeg" * 100)
+    synthetic = settings.cache_dir / "synthetic" / "eeg2025-abc"
+    synthetic.mkdir(parents=True)
+    (synthetic / "participants.tsv").write_text("made at some time\n")
+    read = DataFingerprint(settings)
+    read.read(LocalSource(root), "participants.tsv", "sub-1/x_eeg.set", "sub-1/absent.tsv")
+    read.read(LocalSource(root), "participants.tsv")  # twice: listed once
+    read.read(LocalSource(synthetic), "participants.tsv")
+    found = read.as_dict(preprocessing={"sfreq": 100}, generator={"version": 2, "seed": 0})
+    local, synth = found["sources"]
+    assert local["source"] == "bids" and local["kind"] == "local"
+    assert local["files"] == [
+        {"file": "participants.tsv", "size": 21,
+         "sha256": hashlib.sha256(b"participant_id\nsub-1\n").hexdigest()},
+        {"file": "sub-1/x_eeg.set", "size": 300,
+         "sha256": hashlib.sha256(b"eeg" * 100).hexdigest()},
+    ]  # fmt: skip
+    assert synth == {"source": "synthetic/eeg2025-abc", "kind": "synthetic",
+                     "files": [{"file": "participants.tsv", "size": 18}]}  # fmt: skip
+    assert found["generator"] == {"version": 2, "seed": 0}
+    assert unreachable(found, settings) == []
+    changed = root / "sub-1" / "x_eeg.set"
+    changed.write_bytes(b"EEG" * 100)  # same size, other content (and a later mtime)
+    os.utime(changed, ns=(changed.stat().st_mtime_ns + 10**9,) * 2)
+    (root / "participants.tsv").unlink()
+    problems = unreachable(found, settings)
+    assert problems == [
+        f"{root / 'participants.tsv'} (of data source bids) is missing",
+        f"{root / 'sub-1' / 'x_eeg.set'} changed content (sha256 differs from the manifest)",
+    ]
+
+
+class FakeS3:
+    url = "s3://bucket/R1"
+
+    def fingerprint(self, rel: str) -> str:
+        from toolkit.errors import DataError
+
+        if rel == "missing":
+            raise DataError("no such key")
+        return "9b2cf535f27731c974343645a3985328-3-1234-1700000000"  # multipart ETag: a dash
+
+
+def test_fingerprint_of_s3_files_is_their_etag(tmp_path):
+    read = DataFingerprint(_settings(tmp_path))
+    read.read(FakeS3(), "participants.tsv", "missing")
+    (source,) = read.as_dict(preprocessing={})["sources"]
+    assert source == {"source": "s3://bucket/R1", "kind": "s3", "files": [
+        {"file": "participants.tsv", "size": 1234, "etag": "9b2cf535f27731c974343645a3985328-3"}
+    ]}  # fmt: skip
