@@ -19,6 +19,9 @@ from toolkit.competitions.mabe.standalone import parse_behaviors, window_starts
 from toolkit.competitions.mabe.synth import LABEL_FPS, write_synthetic
 from toolkit.config.settings import Settings
 from toolkit.data.array_cache import ArrayCache
+from toolkit.data.fingerprint import KEY as FINGERPRINT
+from toolkit.data.fingerprint import DataFingerprint
+from toolkit.data.loaders import ResumableLoader
 from toolkit.data.remote import open_source
 from toolkit.data.sources import synthetic_root
 from toolkit.errors import DataError, RecipeError
@@ -51,7 +54,7 @@ def split_videos(labs: list[str], cfg: MABeData) -> np.ndarray:
                 raise RecipeError(f"data.fold={cfg.fold}: must be below data.n_folds")
             val[idx[cfg.fold :: cfg.n_folds]] = True
         elif len(idx) > 1:
-            val[idx[: max(1, int(round(len(idx) * cfg.val_fraction)))]] = True
+            val[idx[: max(1, round(len(idx) * cfg.val_fraction))]] = True
     if val.all() or not val.any():
         raise DataError(
             f"mabe: cannot hold out validation videos from {len(labs)} annotated video(s) "
@@ -63,7 +66,7 @@ def split_videos(labs: list[str], cfg: MABeData) -> np.ndarray:
 def group_targets(labels: np.ndarray, actions: list[str], groups: dict[str, list[str]]):
     """(S, F, A) action targets -> (S, F, G) coarse targets; `background` is 1 where no
     whitelisted action is labelled (valid wherever any action is whitelisted)."""
-    out = np.full(labels.shape[:2] + (len(groups),), -1, np.int8)
+    out = np.full((*labels.shape[:2], len(groups)), -1, np.int8)
     valid_any = (labels >= 0).any(-1)
     positive_any = (labels > 0).any(-1)
     for g, (name, members) in enumerate(groups.items()):
@@ -163,6 +166,16 @@ class MABeDataModule(L.LightningDataModule):
         self.val_videos = [v for v, h in zip(videos, val, strict=True) if h]
         train_targets = [t for t, h in zip(targets, val, strict=True) if not h]
         val_targets = [t for t, h in zip(targets, val, strict=True) if h]
+        read = DataFingerprint(self.settings)
+        read.read(self.source, "train.csv")
+        for v in videos:
+            read.read(self.source, f"train_tracking/{v.lab}/{v.video_id}.parquet",
+                      f"train_annotation/{v.lab}/{v.video_id}.parquet")  # fmt: skip
+        generator = ({"name": "mabe.synth", **cfg.synthetic.model_dump()}
+                     if cfg.source == "synthetic" else None)  # fmt: skip
+        preprocessing = cfg.model_dump(
+            include={"features", "targets", "fps", "label_fps", "window", "stride"}
+        )
         self.train_set = Windows(self.train_videos, train_targets, cfg.window, cfg.stride)
         self.val_set = Windows(self.val_videos, val_targets, cfg.window, cfg.window)
         self.solution = solution_frame(self.val_videos)
@@ -191,15 +204,14 @@ class MABeDataModule(L.LightningDataModule):
             "val_windows": len(self.val_set),
             "skipped_videos": len(rows) - len(videos),
             "source": self.source.url,
+            FINGERPRINT: read.as_dict(preprocessing=preprocessing, generator=generator),
         }
         self._ready = True
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(
-            self.train_set, batch_size=self.batch_size, shuffle=True,
-            generator=torch.Generator().manual_seed(self.seed),
-            num_workers=self.settings.num_workers,
-        )  # fmt: skip
+        # In (seed, epoch) order and resumable mid-epoch (toolkit.data.loaders).
+        return ResumableLoader(self.train_set, batch_size=self.batch_size, seed=self.seed,
+                               num_workers=self.settings.num_workers)  # fmt: skip
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val_set, batch_size=self.batch_size)

@@ -188,7 +188,7 @@ def solution_frame(videos: list[Video]) -> pd.DataFrame:
 
     parts = [
         v.intervals.assign(video_id=v.video_id, lab_id=v.lab,
-                           behaviors_labeled=json.dumps(v.behaviors))  # fmt: skip
+                           behaviors_labeled=json.dumps(v.behaviors))
         for v in videos
     ]
     if not parts:

@@ -103,7 +103,7 @@ def most_frequent_baseline(
 
 def baselines(videos: list[Video], solution: pd.DataFrame, spec: dict) -> dict[str, float]:
     """The official score of the two baselines on these videos."""
-    items = [(v.video_id, v.behaviors, int(round(v.features.shape[1] * v.label_ratio)))
+    items = [(v.video_id, v.behaviors, round(v.features.shape[1] * v.label_ratio))
              for v in videos]  # fmt: skip
     frequent = most_frequent_baseline(items, spec["action_priority"])
     return {"nothing": 0.0, "most_frequent": safe_score(solution, frequent)["score"]}
@@ -128,9 +128,10 @@ def evaluate_model(model: nn.Module, datamodule, recipe) -> EvalResult:
     return EvalResult(result["score"], predictions, details)
 
 
-def best_thresholds(
-    probs: np.ndarray, targets: np.ndarray, grid: np.ndarray = np.linspace(0.05, 0.95, 19)
-) -> float:
+THRESHOLDS = np.linspace(0.05, 0.95, 19)
+
+
+def best_thresholds(probs: np.ndarray, targets: np.ndarray, grid: np.ndarray = THRESHOLDS) -> float:
     """The threshold with the best frame-level F1 (valid frames only; 0.5 with no positives)."""
     valid = targets >= 0
     p, y = probs[valid], targets[valid] > 0

@@ -67,8 +67,10 @@ def check_submission(sub: pd.DataFrame, videos: set[int], where: str) -> None:
     bad = sub[~(agent_ok & target_ok)]
     if len(bad):
         row = bad.iloc[0]
-        raise DataError(f"{where}: unknown agent/target id {row['agent_id']},{row['target_id']} "
-                        f"(video {row['video_id']}); expected mouseN and mouseM or self")  # fmt: skip
+        raise DataError(
+            f"{where}: unknown agent/target id {row['agent_id']},{row['target_id']} "
+            f"(video {row['video_id']}); expected mouseN and mouseM or self"
+        )
 
 
 def score_files(submission: Path, solution: Path) -> dict[str, Any]:

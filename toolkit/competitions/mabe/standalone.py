@@ -92,7 +92,9 @@ def parse_behaviors(value: Any, where: str) -> list[str]:
         try:
             items = json.loads(value)
         except json.JSONDecodeError:
-            raise InputError(f"{where}: behaviors_labeled is not a JSON list: {value[:60]!r}")
+            raise InputError(
+                f"{where}: behaviors_labeled is not a JSON list: {value[:60]!r}"
+            ) from None
     if not isinstance(items, list | tuple | np.ndarray):
         raise InputError(f"{where}: behaviors_labeled is not a list: {str(value)[:60]!r}")
     out: list[str] = []
@@ -100,7 +102,9 @@ def parse_behaviors(value: Any, where: str) -> list[str]:
         parts = [p.strip().strip("'\"").strip() for p in str(item).replace('"', "'").split(",")]
         parts = [p for p in parts if p]
         if len(parts) != 3:
-            raise InputError(f"{where}: behaviors_labeled entry {item!r} is not agent,target,action")
+            raise InputError(
+                f"{where}: behaviors_labeled entry {item!r} is not agent,target,action"
+            )
         agent, target, action = parts
         if not agent.startswith("mouse") or not (target == "self" or target.startswith("mouse")):
             raise InputError(f"{where}: behaviors_labeled entry {item!r} names no mouse")
@@ -176,7 +180,7 @@ def resample(series: np.ndarray, fps_in: float, fps_out: float) -> np.ndarray:
     """Linear resampling along axis 0 from fps_in to fps_out (same start time)."""
     if abs(fps_in - fps_out) < 1e-6 or len(series) < 2:
         return series
-    n_out = max(1, int(round(len(series) * fps_out / fps_in)))
+    n_out = max(1, round(len(series) * fps_out / fps_in))
     pos = np.arange(n_out) * (fps_in / fps_out)
     lo = np.clip(np.floor(pos).astype(np.int64), 0, len(series) - 1)
     hi = np.clip(lo + 1, 0, len(series) - 1)
@@ -194,7 +198,7 @@ def _nanmean(stack: np.ndarray, axis: int) -> np.ndarray:
 def common_skeleton(pose: np.ndarray, parts: list[str], warn: Warn, where: str) -> np.ndarray:
     """(F, 4, 5, 2) nose, ears, body centre, tail base from whatever the lab tracked."""
     index = {p: i for i, p in enumerate(parts)}
-    out = np.full(pose.shape[:2] + (len(SKELETON), 2), np.nan, np.float32)
+    out = np.full((*pose.shape[:2], len(SKELETON), 2), np.nan, np.float32)
     present_mice = ~np.isnan(pose).all(axis=(0, 2, 3))
     for j, name in enumerate(SKELETON):
         for option in FALLBACKS[name]:
@@ -382,7 +386,7 @@ def smooth(probs: np.ndarray, size: int) -> np.ndarray:
     pad = size // 2
     padded = np.pad(probs, [(pad, size - 1 - pad)] + [(0, 0)] * (probs.ndim - 1), mode="edge")
     csum = np.cumsum(padded, axis=0, dtype=np.float64)
-    csum = np.concatenate([np.zeros((1,) + probs.shape[1:]), csum])
+    csum = np.concatenate([np.zeros((1, *probs.shape[1:])), csum])
     return ((csum[size:] - csum[:-size]) / size).astype(np.float32)
 
 
@@ -425,7 +429,7 @@ def decode_stream(
 
 def to_label_frames(start: int, stop: int, ratio: float) -> tuple[int, int]:
     """Model-grid interval -> label-grid interval (monotone: disjoint stays disjoint)."""
-    return int(round(start * ratio)), int(round(stop * ratio))
+    return round(start * ratio), round(stop * ratio)
 
 
 def video_rows(

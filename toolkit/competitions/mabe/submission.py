@@ -84,7 +84,7 @@ def test_baseline(data: Path, spec: dict, solution: pd.DataFrame) -> float:
         except InputError:
             continue
         fps = label_fps(str(row["lab_id"]), float(row["frames_per_second"]), spec)
-        items.append((int(row["video_id"]), behaviors, int(round(row["video_duration_sec"] * fps))))
+        items.append((int(row["video_id"]), behaviors, round(row["video_duration_sec"] * fps)))
     return safe_score(solution, most_frequent_baseline(items, spec["action_priority"]))["score"]
 
 
@@ -190,8 +190,8 @@ def verify_mabe_bundle(
     sub = pd.read_csv(out)
     test = pd.read_csv(data / "test.csv")
     problem = format_problem(sub, test)
-    checks.append(Check("submission.csv format", problem is None,
-                        problem or f"{len(sub)} rows, ids and actions from the whitelists"))  # fmt: skip
+    detail = problem or f"{len(sub)} rows, ids and actions from the whitelists"
+    checks.append(Check("submission.csv format", problem is None, detail))
     clash = overlapping_pair(sub) if len(sub) else None
     detail = "no (agent, target) frame has two actions"
     if clash is not None:

@@ -131,7 +131,7 @@ def simulate(lab: Lab, frames: int, rng: np.random.Generator):
                 _wander(state, m, rng)
         state["elong"] += (1.0 - state["elong"]) * 0.3
         if ep is not None:
-            action, a, b, start, _ = ep
+            action, a, b, _start, _ = ep
             pos = state["pos"]
             if action == "chase":
                 away = pos[b] - pos[a]
@@ -195,7 +195,7 @@ def _behaviors_string(lab: Lab, whitelist: list[str]) -> str:
 def tracking_frame(lab: Lab, pose_cm: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
     """Long-format tracking at the lab's frame rate (pixels), with its gaps."""
     frames_30 = len(pose_cm)
-    n_out = int(round(frames_30 * lab.fps / FPS))
+    n_out = round(frames_30 * lab.fps / FPS)
     pos = np.arange(n_out) * FPS / lab.fps
     lo = np.clip(np.floor(pos).astype(int), 0, frames_30 - 1)
     hi = np.clip(lo + 1, 0, frames_30 - 1)
