@@ -131,15 +131,22 @@ def check_space(
     recipe: str, cfg: HpoConfig, settings: Settings, smoke: bool, sets: list[str], where: str
 ) -> None:
     """Every searched key must be a recipe key that takes both ends (every choice) of its range:
-    the recipe is resolved with each value, so an unknown key or a value the schema refuses is
-    one line naming the key, before any trial starts."""
+    the recipe is resolved with each value (and the model built, for `model.*` keys, when the
+    competition can check models), so an unknown key or a value the schema or the model refuses
+    is one line naming the key, before any trial starts."""
+    from toolkit.competitions import get_competition
+
     for key, spec in cfg.space.items():
         if key.split(".")[0] in ("hpo", "smoke", "competition", "name"):
             raise RecipeError(f"{where}: hpo.space: '{key}' cannot be searched")
         for value in spec.values():
             try:
-                resolve_recipe(recipe, smoke=smoke, overrides=[*sets, _override(key, value)],
-                               recipes_dir=settings.recipes_dir)  # fmt: skip
+                resolved = resolve_recipe(recipe, smoke=smoke,
+                                          overrides=[*sets, _override(key, value)],
+                                          recipes_dir=settings.recipes_dir)  # fmt: skip
+                check_model = getattr(get_competition(resolved.competition), "check_model", None)
+                if check_model is not None and key.startswith("model."):
+                    check_model(resolved)
             except RecipeError as exc:
                 detail = str(exc).split(": ", 1)[-1]
                 raise RecipeError(
@@ -168,9 +175,9 @@ def suggest(trial: optuna.Trial, key: str, spec: SearchRange) -> Any:
 
 def open_storage_url(url: str, cfg: HpoConfig | None = None) -> optuna.storages.BaseStorage:
     """An RDB storage (with trial heartbeats when `cfg` is given); one line if it cannot open."""
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     try:
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the retry callback is "experimental"
             beats: dict[str, Any] = {}

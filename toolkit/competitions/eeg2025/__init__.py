@@ -52,6 +52,16 @@ class EEG2025:
         cls = DomainDataModule if recipe.data.domain is not None else EEG2025DataModule
         return cls(recipe.data, recipe.train.batch_size, settings, seed)
 
+    def check_model(self, recipe) -> None:
+        """Build the backbone once (no data): a wrong name or argument is one RecipeError."""
+        from toolkit.competitions.eeg2025.config import SFREQ
+        from toolkit.competitions.eeg2025.models import build_backbone
+
+        cfg = recipe.data
+        seconds = cfg.window.length if cfg.challenge == 1 else cfg.c2_window.crop
+        n_domains = 2 if cfg.domain is not None else 0
+        build_backbone(recipe.model.name, recipe.model.kwargs, round(seconds * SFREQ), n_domains)
+
     def build_model(self, recipe, stats: dict[str, Any]) -> nn.Module:
         from toolkit.competitions.eeg2025.models import HarnessModel, build_backbone
 

@@ -15,6 +15,7 @@ applied as a depthwise `conv1d`, which TorchScript (torch 2.2.2 included) and ON
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -39,9 +40,11 @@ def hippo_legs(n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return A, r.clone()
 
 
+@functools.lru_cache(maxsize=8)
 def legs_dplr(n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """HiPPO-LegS in the eigenbasis of its normal part, half of each conjugate pair kept:
-    (Lambda, P, B), complex, length n // 2, with A = V (Lambda - P P*) V*."""
+    (Lambda, P, B), complex, length n // 2, with A = V (Lambda - P P*) V*. Cached: callers
+    copy, never change them."""
     A, B = hippo_legs(n)
     P = torch.sqrt(torch.arange(n, dtype=torch.float64) + 0.5)
     normal = A + P[:, None] * P[None, :]  # -1/2 I + skew-symmetric
