@@ -47,13 +47,17 @@ def test_zip_bytes_depend_only_on_the_files(tmp_path):
 
 
 class Tiny(nn.Module):
+    """Two variants of one class (BatchNorm1d with and without affine weights): TorchScript
+    gives the second a mangled name, numbered by a per-process counter."""
+
     def __init__(self) -> None:
         super().__init__()
         torch.manual_seed(0)
         self.linear = nn.Linear(6, 2)
+        self.norms = nn.Sequential(nn.BatchNorm1d(2), nn.BatchNorm1d(2, affine=False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.linear(x)) * 2
+        return self.norms(torch.tanh(self.linear(x)) * 2)
 
 
 def _export_directly(writer, path: Path) -> Path:
@@ -76,7 +80,7 @@ def test_exports_hold_no_call_stack_or_path(tmp_path, writer, runner, name):
     (tmp_path / "b").mkdir()
     a = _export_directly(writer, tmp_path / "a" / name)
     b = _export_from_deeper(writer, tmp_path / "b" / name)
-    assert a.read_bytes() == b.read_bytes()
+    assert a.read_bytes() == b.read_bytes()  # the second export in this process: the same
     payload = a.read_bytes()
     if name.endswith(".ts"):
         with zipfile.ZipFile(a) as zf:

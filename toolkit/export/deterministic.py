@@ -9,15 +9,21 @@ receive our paths. These functions rewrite the files without those records; ever
 runtime needs (code, constants, weights, graph, shapes) is kept as written.
 
 TorchScript also names each compiled class once per process: a class traced or scripted a
-second time in the same process is saved as `___torch_mangle_N.<Class>`, so the file would
-depend on what the process exported before (a partner challenge, a test session).
-`fresh_jit_names()` forgets earlier classes first (what torch's own tests do between cases).
+second time in the same process is saved as `___torch_mangle_N.<Class>`, with N from a counter
+that only grows, so the file would depend on what the process exported before (a partner
+challenge, a test session). `fresh_jit_names()` forgets earlier classes first (what torch's own
+tests do between cases), and `scrub_torchscript` renumbers the mangled names that remain (the
+variants of one class inside a model) 0, 1, 2... in their order, as names only: in the code,
+in the pickles' class references and in the record names.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import pickletools
+import re
+import struct
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +34,7 @@ from toolkit.fileio import atomic_path
 DEBUG_SUFFIX = ".debug_pkl"
 ONNX_DEBUG_KEYS = frozenset({"pkg.torch.onnx.stack_trace"})
 SERIALIZATION_ID = ".data/serialization_id"  # recomputed by the writer
+MANGLE = re.compile(r"___torch_mangle_(\d+)")
 
 
 def fresh_jit_names() -> None:
@@ -50,22 +57,74 @@ def is_torchscript(path: Path) -> bool:
     return any("/code/" in n for n in names) and any(n.endswith("/constants.pkl") for n in names)
 
 
+def _renamed_pickle(data: bytes, rename) -> bytes:
+    """A pickle with `rename` applied to every class reference (GLOBAL) and string; the other
+    opcodes are copied as they are (no FRAME opcodes: torch writes protocol 2)."""
+    ops = list(pickletools.genops(data))
+    out = bytearray()
+    for i, (op, arg, pos) in enumerate(ops):
+        end = ops[i + 1][2] if i + 1 < len(ops) else len(data)
+        if op.name == "GLOBAL":
+            module, name = arg.split(" ", 1)
+            out += b"c" + rename(module).encode() + b"\n" + rename(name).encode() + b"\n"
+        elif op.name in ("BINUNICODE", "SHORT_BINUNICODE") and MANGLE.search(arg):
+            text = rename(arg).encode()
+            size = struct.pack("<I", len(text)) if op.name == "BINUNICODE" else bytes([len(text)])
+            out += data[pos : pos + 1] + size + text
+        elif op.name == "FRAME":
+            raise ValueError("framed pickle (protocol 4+): not written by torch.jit.save")
+        else:
+            out += data[pos:end]
+    return bytes(out)
+
+
+def _canonical_records(records: dict[str, bytes]) -> dict[str, bytes]:
+    """Records with mangled class names renumbered 0, 1, 2... in the order of their numbers."""
+    texts = [name + (data.decode("latin-1") if _names_inside(name) else "")
+             for name, data in records.items()]  # fmt: skip
+    found = {int(m) for text in texts for m in MANGLE.findall(text)}
+    order = {number: rank for rank, number in enumerate(sorted(found))}
+    if all(order[n] == n for n in order):
+        return records
+
+    def rename(text: str) -> str:
+        return MANGLE.sub(lambda m: f"___torch_mangle_{order[int(m.group(1))]}", text)
+
+    out = {}
+    for name, data in records.items():
+        if name.endswith(".pkl"):
+            data = _renamed_pickle(data, rename)
+        elif name.startswith("code/"):
+            data = rename(data.decode("utf-8")).encode("utf-8")
+        out[rename(name)] = data
+    return out
+
+
+def _names_inside(record: str) -> bool:
+    """Records that may name classes: TorchScript code and pickles (not tensor data)."""
+    return record.startswith("code/") or record.endswith(".pkl")
+
+
 def scrub_torchscript(path: Path) -> bool:
-    """Rewrite a TorchScript archive without its debug records (through torch's own writer, so
-    the layout torch.jit.load expects is kept; the archive folder is always `archive/`, not the
-    file's name). Returns whether anything was removed."""
+    """Rewrite a TorchScript archive without its debug records and with canonical class
+    names (through torch's own writer, so the layout torch.jit.load expects is kept; the
+    archive folder is always `archive/`, not the file's name). Returns whether it changed."""
     import torch
 
     reader = torch._C.PyTorchFileReader(str(path))
     names = reader.get_all_records()
-    kept = [n for n in names if not n.endswith(DEBUG_SUFFIX) and n != SERIALIZATION_ID]
+    records = {
+        n: reader.get_record(n)
+        for n in names
+        if not n.endswith(DEBUG_SUFFIX) and n != SERIALIZATION_ID
+    }
+    del reader
+    records = _canonical_records(records)
     buffer = io.BytesIO()
     writer = torch._C.PyTorchFileWriter(buffer)
-    for name in kept:
-        data = reader.get_record(name)
+    for name, data in records.items():
         writer.write_record(name, data, len(data))
     writer.write_end_of_file()
-    del reader
     before = path.read_bytes()
     after = buffer.getvalue()
     if after == before:
