@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
 from toolkit.cli.common import cli_errors, console, settings_from
+
+MARKUP = re.compile(r"\[/?[a-z ]*\]")  # rich's [red]...[/]
 
 
 def _container() -> str:
@@ -95,7 +98,8 @@ def doctor_cmd(ctx: typer.Context) -> None:
             table.add_row(field, f"{path} [dim]({access})[/]")
             # Data may be read-only; the toolkit writes the other three.
             if field != "data_dir" and access not in ("writable", "missing, will be created"):
-                problems.append(f"{field} {path} is {access.strip('[red]/')}")
+                plain = MARKUP.sub("", access)
+                problems.append(f"{field} {path} is {plain}")
         table.add_row("s3", f"anon={settings.s3.anon} endpoint={settings.s3.endpoint_url}")
         table.add_row("recipe folders", ", ".join(map(str, recipe_roots(settings.recipes_dir))))
         table.add_row("recipes", str(len(list_recipes(settings.recipes_dir))))

@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-from toolkit.cli import data, doctor, pipeline, predict, recipes, score
+from toolkit.cli import data, doctor, pipeline, predict, recipes, score, tools
 from toolkit.cli.common import setup_logging
+from toolkit.cli.hpo import app as hpo_app
 from toolkit.cli.ledger import app as ledger_app
 from toolkit.cli.report import report_cmd
 from toolkit.cli.reproduce import reproduce_cmd
@@ -22,6 +23,7 @@ app = typer.Typer(
 )
 app.add_typer(recipes.app, name="recipes")
 app.add_typer(data.app, name="data")
+app.add_typer(hpo_app, name="hpo")
 app.command("run")(pipeline.run_cmd)
 app.command("train")(pipeline.train_cmd)
 app.command("export")(pipeline.export_cmd)
@@ -29,6 +31,8 @@ app.command(
     "bundle", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
 )(pipeline.bundle_cmd)
 app.command("verify")(pipeline.verify_cmd)
+app.command("lr-find")(tools.lr_find_cmd)
+app.command("test")(tools.test_cmd)
 app.command("doctor")(doctor.doctor_cmd)
 app.command("predict")(predict.predict_cmd)
 app.command("score")(score.score_cmd)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -33,7 +38,51 @@ ResumeOpt = Annotated[
 ]
 
 
-def _train(ctx: typer.Context, name: str, sets: list[str], smoke: bool, resume: bool) -> RunDir:
+DebugOpt = Annotated[
+    bool,
+    typer.Option(
+        "--debug",
+        help="One batch of each loop through the whole pipeline, in a throw-away folder "
+        "(removed when it passes).",
+    ),
+]
+AutoBatchOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--auto-batch-size",
+        min=1,
+        help="First find the largest batch size that fits (Lightning's finder, power mode), "
+        "up to this cap.",
+        show_default=False,
+    ),
+]
+
+
+@contextlib.contextmanager
+def _debug_folder(ctx: typer.Context, debug: bool) -> Iterator[None]:
+    """With --debug: runs and bundles go to a temporary folder, removed if all goes well."""
+    if not debug:
+        yield
+        return
+    root = Path(tempfile.mkdtemp(prefix="toolkit-debug-"))
+    options = ctx.find_root().obj
+    options.update(runs_dir=root / "runs", submissions_dir=root / "submissions")
+    started = time.monotonic()
+    yield
+    shutil.rmtree(root, ignore_errors=True)
+    console.print(f"[green]debug run passed[/] in {time.monotonic() - started:.0f}s "
+                  f"(throw-away folder {root} removed)")  # fmt: skip
+
+
+def _train(
+    ctx: typer.Context,
+    name: str,
+    sets: list[str],
+    smoke: bool,
+    resume: bool,
+    debug: bool = False,
+    auto_batch_size: int | None = None,
+) -> RunDir:
     from toolkit.engine.train import train
 
     settings = settings_from(ctx)
@@ -68,7 +117,11 @@ def _train(ctx: typer.Context, name: str, sets: list[str], smoke: bool, resume: 
             changes[key.removeprefix("train.")] = value
         console.print(f"resuming [bold]{previous.path}[/]")
     run = train(recipe, settings, command=command, resume=previous, console=console,
-                resume_changes=changes)  # fmt: skip
+                resume_changes=changes, debug=debug, auto_batch_size=auto_batch_size)  # fmt: skip
+    from toolkit.engine.session import is_rank_zero
+
+    if not is_rank_zero():
+        raise typer.Exit(0)  # a DDP rank: rank 0 reports, exports and bundles
     epochs = run.metrics()["epochs_completed"]
     _report(run, f"trained [bold]{run.path}[/] in {epochs} epochs", "stopped_by")
     return run
@@ -183,11 +236,13 @@ def run_cmd(
     smoke: SmokeOpt = False,
     resume: ResumeOpt = False,
     device: Annotated[str, typer.Option(help="Device for verify: cpu or cuda.")] = "cpu",
+    debug: DebugOpt = False,
+    auto_batch_size: AutoBatchOpt = None,
 ) -> None:
     """Train -> export -> bundle -> verify, and print the bundle, score and verify result."""
-    with cli_errors():
+    with cli_errors(), _debug_folder(ctx, debug):
         settings = settings_from(ctx)
-        run = _train(ctx, name, set_ or [], smoke, resume)
+        run = _train(ctx, name, set_ or [], smoke, resume, debug, auto_batch_size)
         _export(run)
         runs = _with_partners(ctx, run, smoke)
         bundle = _bundle(runs, settings, None)
@@ -211,10 +266,12 @@ def train_cmd(
     set_: SetOpt = None,
     smoke: SmokeOpt = False,
     resume: ResumeOpt = False,
+    debug: DebugOpt = False,
+    auto_batch_size: AutoBatchOpt = None,
 ) -> None:
     """Train a recipe into runs/<recipe>/<run-id>/ (checkpoints, history, metrics)."""
-    with cli_errors():
-        _train(ctx, name, set_ or [], smoke, resume)
+    with cli_errors(), _debug_folder(ctx, debug):
+        _train(ctx, name, set_ or [], smoke, resume, debug, auto_batch_size)
 
 
 def export_cmd(

@@ -306,3 +306,13 @@ def load_resolved(path: Path) -> Recipe:
 def dump_recipe(recipe: Recipe) -> str:
     """The resolved recipe as YAML, in schema order."""
     return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def apply_overrides(recipe: Recipe, overrides: list[str] | tuple[str, ...]) -> Recipe:
+    """A resolved recipe with `--set key=value` overrides applied and validated again."""
+    origins: dict[str, str] = {}
+    data = recipe.model_dump(mode="json")
+    for text in overrides:
+        key, value = parse_override(text)
+        data = set_key(data, key, value, f"--set {key}", origins)
+    return validate_recipe(data, origins, f"the recipe of {recipe.name}")

@@ -52,6 +52,16 @@ class TrainConfig(StrictModel):
     checkpoint_every: Duration | None = None
     seed: int | None = None
     deterministic: bool = True
+    devices: int | None = Field(
+        None, ge=1, description="devices per node (DDP when > 1; default: one, from the device "
+        "setting)",
+    )
+    num_nodes: int = Field(1, ge=1, description="machines (DDP across nodes, e.g. under SLURM)")
+    strategy: Literal["auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true"] = "auto"
+    loggers: list[Literal["csv", "tensorboard"]] = Field(
+        default_factory=lambda: ["csv"],
+        description="history.csv/json always; `tensorboard` adds event files under tensorboard/",
+    )
 
 
 class ExportConfig(StrictModel):

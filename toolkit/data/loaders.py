@@ -39,19 +39,41 @@ class EpochSampler(Sampler[int]):
         self.epoch = epoch
 
     def order(self) -> np.ndarray:
-        if not self.shuffle:
-            return np.arange(self.n)
-        return np.random.default_rng((self.seed, self.epoch)).permutation(self.n)
+        """This process's items of the epoch: all of them, or under DDP every world-th item of
+        one shared permutation (padded by wrapping, as DistributedSampler does)."""
+        order = (
+            np.random.default_rng((self.seed, self.epoch)).permutation(self.n)
+            if self.shuffle
+            else np.arange(self.n)
+        )
+        rank, world = _rank_and_world()
+        if world == 1:
+            return order
+        per_rank = -(-self.n // world)
+        order = np.resize(order, per_rank * world)
+        return order[rank::world]
 
     def __iter__(self) -> Iterator[int]:
         yield from (int(i) for i in self.order()[self.start :])
 
     def __len__(self) -> int:
-        return self.n  # the whole epoch, so Lightning's batch counts stay those of a full epoch
+        # The whole epoch (of this process), so Lightning's batch counts stay those of a full
+        # epoch even while a resumed pass skips its first batches.
+        return -(-self.n // _rank_and_world()[1])
+
+
+def _rank_and_world() -> tuple[int, int]:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
 
 
 class ResumableLoader(DataLoader):
     """A DataLoader over `dataset` in `EpochSampler` order that Lightning can resume mid-epoch.
+    Under DDP the sampler shards the epoch itself (run the Trainer with
+    `use_distributed_sampler=False`, as the engine does).
 
     A dataset with `set_epoch(epoch)` is told the epoch before each pass (workers are started
     afresh each epoch so they see it). The loader's own generator (for worker seeds) is seeded
@@ -96,7 +118,7 @@ class ResumableLoader(DataLoader):
         if self._resume is not None and self._resume["epoch"] == sampler.epoch:
             skip = self._resume["batches"]
         self._resume = None
-        sampler.start = min(skip * int(self.batch_size or 1), sampler.n)
+        sampler.start = min(skip * int(self.batch_size or 1), len(sampler))
         self._served = skip
         self.generator.manual_seed(hash((self.seed, sampler.epoch)) & 0x7FFF_FFFF_FFFF_FFFF)
         set_epoch = getattr(self.dataset, "set_epoch", None)

@@ -152,7 +152,9 @@ class Evaluator(L.Callback):
         epoch = trainer.current_epoch
         record = {"epoch": epoch, "score": result.score, **result.details,
                   "predictions": result.predictions}  # fmt: skip
-        write_json(self.run.eval_predictions, record)
+        writer = trainer.is_global_zero
+        if writer:
+            write_json(self.run.eval_predictions, record)
         val_loss = _scalar(metrics.get("val_loss")) or 0.0
         select = result.score - self.sign * 1e-6 * min(abs(val_loss), 100.0)
         metrics["eval_score"] = torch.tensor(result.score, dtype=torch.float64)
@@ -161,11 +163,13 @@ class Evaluator(L.Callback):
         if self.best is None or self.sign * (select - self.best["select"]) > 0:
             self.best = {"score": result.score, "select": select, "epoch": epoch,
                          "details": result.details}  # fmt: skip
-            write_json(self.run.path / "eval_predictions.best.json", record)
-        self.console.print(
-            f"[dim]eval epoch {epoch}: score {result.score:.4f} "
-            f"({len(result.predictions)} items, {self._last_seconds:.1f}s)[/]"
-        )
+            if writer:
+                write_json(self.run.path / "eval_predictions.best.json", record)
+        if writer:
+            self.console.print(
+                f"[dim]eval epoch {epoch}: score {result.score:.4f} "
+                f"({len(result.predictions)} items, {self._last_seconds:.1f}s)[/]"
+            )
 
 
 class HistoryWriter(L.Callback):
@@ -238,6 +242,8 @@ class HistoryWriter(L.Callback):
         if self.evaluator is not None:
             row["eval_score"] = self.evaluator.last_score
         self.rows.append(row)
+        if not trainer.is_global_zero:
+            return  # under DDP, rank 0 writes the history
         write_json(self.run.history_json, self.rows)
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=list(row))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import socket
 import time
@@ -11,33 +13,29 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, Timer
+from lightning.pytorch.callbacks import Timer
 from rich.console import Console
 
 from toolkit.competitions import get_competition
 from toolkit.config.schema import Recipe
 from toolkit.config.settings import Settings
-from toolkit.engine.callbacks import (
-    Evaluator,
-    FiniteLossGuard,
-    HistoryWriter,
-    ProgressBar,
-    Throughput,
-)
-from toolkit.engine.checkpoint_io import AtomicCheckpointIO
-from toolkit.engine.device import resolve_device
 from toolkit.engine.interrupts import SignalInterrupt, signals_raise
-from toolkit.engine.module import TaskModule
-from toolkit.engine.resume import RandomState, ResumePoint, StopRequested
+from toolkit.engine.resume import StopRequested
 from toolkit.engine.rundir import RunDir, new_run_dir
+from toolkit.engine.session import (
+    RUN_DIR_ENV,
+    Layout,
+    bare_trainer,
+    build_module,
+    build_session,
+    is_rank_zero,
+    layout,
+)
 from toolkit.errors import TrainingError, TrainingInterrupted
 from toolkit.fileio import write_json, write_npy
 from toolkit.logs import quiet_libraries
 
-
-def _precision(requested: str, accelerator: str) -> str:
-    # float16 autocast is CUDA-only; bfloat16 is the CPU's mixed precision.
-    return "bf16-mixed" if accelerator == "cpu" and requested == "16-mixed" else requested
+RESUMABLE_TRAIN_KEYS = ("time_budget", "checkpoint_every")
 
 
 def train(
@@ -50,32 +48,45 @@ def train(
     run: RunDir | None = None,
     extra_callbacks: Sequence[L.Callback] = (),
     resume_changes: dict[str, Any] | None = None,
+    debug: bool = False,
+    auto_batch_size: int | None = None,
 ) -> RunDir:
     """Train `recipe` (or continue `resume`, with its saved recipe and `resume_changes` to the
     train section) and return its run folder with metrics.json.
 
     `run` names a fresh folder to train into (default: a new one under the runs folder);
-    `extra_callbacks` join the engine's own (e.g. a search's pruning callback). Whatever ends
-    the call, status.json says so: `trained`, `interrupted` (signal, with where it stopped) or
-    `failed` (with the error)."""
+    `extra_callbacks` join the engine's own (e.g. a search's pruning callback); `debug` runs
+    one batch of each loop; `auto_batch_size` (a cap) first finds the largest batch size that
+    fits, up to the cap. Whatever ends the call, status.json says so: `trained`,
+    `interrupted` (signal, with where it stopped) or `failed` (with the error). Under DDP the
+    other ranks train in the same folder and only rank 0 writes files."""
     console = console or Console()
     quiet_libraries()
     competition = get_competition(recipe.competition)
+    writer = is_rank_zero()
+    if not writer and os.environ.get(RUN_DIR_ENV):
+        run = RunDir(Path(os.environ[RUN_DIR_ENV]))  # a DDP child: rank 0's folder
     run = resume or run or new_run_dir(settings.runs_dir, recipe)
-    if resume is None:
+    if resume is None and writer:
         run.save_recipe(recipe, command)
-    else:
+    elif resume is not None:
         recipe = resume_recipe(run, dict(resume_changes or {}))
     seed = recipe.train.seed if recipe.train.seed is not None else settings.seed
     resume_hint = f"toolkit run {recipe.name}{' --smoke' if recipe.smoke_applied else ''} --resume"
     ckpt_path = run.resume_checkpoint() if resume is not None else None
     if ckpt_path is not None:
         check_checkpoint(ckpt_path)  # before the status changes: the run stays interrupted
-    run.set_status("training", seed=seed, pid=os.getpid(), host=socket.gethostname())
+    status = run.set_status if writer else (lambda *a, **k: None)
+    status("training", seed=seed, pid=os.getpid(), host=socket.gethostname())
     phase = ["data preparation"]
     try:
         with signals_raise():
-            accelerator, devices = resolve_device(settings.device)
+            where = layout(recipe, settings)
+            if auto_batch_size and where.processes > 1:
+                raise TrainingError(
+                    "--auto-batch-size needs one device: find the size without DDP "
+                    "(train.devices=1), then set train.batch_size"
+                )
             check_model = getattr(competition, "check_model", None)
             if check_model is not None:
                 check_model(recipe)  # a wrong model name or argument fails before any data
@@ -83,17 +94,25 @@ def train(
             datamodule = competition.build_datamodule(recipe, settings)
             datamodule.setup("fit")
             phase[0] = "model set-up"
-            return _fit(
-                recipe, competition, run, datamodule, seed, accelerator, devices,
-                ckpt_path, console, extra_callbacks, resume_hint, phase,
-            )  # fmt: skip
+            stats: dict[str, Any] = dict(datamodule.stats)
+            if writer:
+                write_json(run.stats_file, stats)
+                reference = datamodule.reference_inputs(recipe.export.reference_batch)
+                write_npy(run.reference_inputs, reference)
+            if auto_batch_size:
+                phase[0] = "batch size search"
+                recipe = _find_batch_size(recipe, competition, datamodule, stats, where,
+                                          auto_batch_size, run, command, console)  # fmt: skip
+            phase[0] = "training"
+            return _fit(recipe, competition, run, datamodule, stats, seed, where, ckpt_path,
+                        console, extra_callbacks, resume_hint, phase, debug, status)  # fmt: skip
     except (SignalInterrupt, KeyboardInterrupt) as stop:
         name = stop.name if isinstance(stop, SignalInterrupt) else "SIGINT"
-        run.set_status("interrupted", signal=name, during=phase[0])
+        status("interrupted", signal=name, during=phase[0])
         keep = (
             "finished cache entries are kept"
             if phase[0] == "data preparation"
-            else (f"the checkpoints in {run.checkpoints} are kept")
+            else f"the checkpoints in {run.checkpoints} are kept"
         )
         raise TrainingInterrupted(
             f"stopped by {name} during {phase[0]}; {keep}; continue with: {resume_hint}",
@@ -102,7 +121,10 @@ def train(
     except TrainingInterrupted:
         raise
     except BaseException as exc:
-        run.set_status("failed", error=f"{type(exc).__name__}: {exc}".strip(), during=phase[0])
+        # (if even that cannot be written, e.g. the disk is still full, the dead-process check
+        # of RunDir.status tells the truth later)
+        with contextlib.suppress(OSError):
+            status("failed", error=f"{type(exc).__name__}: {exc}".strip(), during=phase[0])
         raise
 
 
@@ -119,7 +141,45 @@ def resume_recipe(run: RunDir, changes: dict[str, Any]) -> Recipe:
     return saved.model_copy(update={"train": train_cfg})
 
 
-RESUMABLE_TRAIN_KEYS = ("time_budget", "checkpoint_every")
+def with_train(recipe: Recipe, **changes: Any) -> Recipe:
+    """A copy of `recipe` with train keys replaced (validated)."""
+    train_cfg = type(recipe.train).model_validate({**recipe.train.model_dump(), **changes})
+    return recipe.model_copy(update={"train": train_cfg})
+
+
+def _find_batch_size(
+    recipe: Recipe,
+    competition: Any,
+    datamodule: L.LightningDataModule,
+    stats: dict[str, Any],
+    where: Layout,
+    cap: int,
+    run: RunDir,
+    command: str,
+    console: Console,
+) -> Recipe:
+    """Lightning's batch-size finder (power mode, from the recipe's size up to `cap` and the
+    training set's size) on a bare trainer; the run's recipe records what it found."""
+    from lightning.pytorch.tuner import Tuner
+
+    from toolkit.engine.session import scratch_dir
+
+    start = recipe.train.batch_size
+    n_train = len(datamodule.train_dataloader().dataset)
+    cap = max(start, min(cap, n_train))
+    module = build_module(recipe, competition, stats)
+    with scratch_dir("batch-size") as tmp:
+        trainer = bare_trainer(recipe, where, Path(tmp))
+        found = Tuner(trainer).scale_batch_size(
+            module, datamodule=datamodule, mode="power", init_val=start, max_val=cap,
+            steps_per_trial=2,
+        )  # fmt: skip
+    size = int(found or start)
+    datamodule.batch_size = size
+    console.print(f"batch size: {size} (searched {start}..{cap})")
+    recipe = with_train(recipe, batch_size=size)
+    run.save_recipe(recipe, f"{command} --set train.batch_size={size}  # --auto-batch-size found")
+    return recipe
 
 
 def _fit(
@@ -127,100 +187,24 @@ def _fit(
     competition: Any,
     run: RunDir,
     datamodule: L.LightningDataModule,
+    stats: dict[str, Any],
     seed: int,
-    accelerator: str,
-    devices: list[int] | int,
+    where: Layout,
     ckpt_path: Path | None,
     console: Console,
     extra_callbacks: Sequence[L.Callback],
     resume_hint: str,
     phase: list[str],
+    debug: bool,
+    status: Any,
 ) -> RunDir:
     cfg = recipe.train
-    stats: dict[str, Any] = dict(datamodule.stats)
-    write_json(run.stats_file, stats)
-    write_npy(run.reference_inputs, datamodule.reference_inputs(recipe.export.reference_batch))
-
-    module = TaskModule(
-        competition.build_model(recipe, stats),
-        competition.build_loss(recipe),
-        competition.metric,
-        cfg,
-    )
-    mode = competition.metric.mode
-    interactive = console.is_terminal
-    evaluate = getattr(competition, "evaluate", None)
-    evaluator = None
-    if evaluate is not None:
-        evaluator = Evaluator(
-            lambda model, dm: evaluate(model, dm, recipe), run, cfg.eval_every_n_epochs, mode,
-            console,
-        )  # fmt: skip
-    best = ModelCheckpoint(
-        dirpath=run.checkpoints,
-        filename="best",
-        monitor=Evaluator.MONITOR if evaluator is not None else "val_score",
-        mode=mode,
-        save_top_k=1,
-        save_last=False,  # last.ckpt belongs to ResumePoint
-        enable_version_counter=False,
-        auto_insert_metric_name=False,
-        # Evaluation happens at the end of the training epoch: save after it, not at validation.
-        save_on_train_epoch_end=True if evaluator is not None else None,
-    )
-    stop = ResumePoint(run.last_checkpoint)
-    throughput = Throughput()
-    callbacks: list[L.Callback] = [best, stop, RandomState(), FiniteLossGuard(), throughput]
-    if evaluator is not None:
-        callbacks.append(evaluator)
-    callbacks.append(
-        HistoryWriter(
-            run,
-            competition.metric.name,
-            echo=not interactive,
-            console=console,
-            throughput=throughput,
-            evaluator=evaluator,
-        )
-    )
-    if cfg.checkpoint_every is not None:
-        callbacks.append(
-            ModelCheckpoint(
-                dirpath=run.checkpoints,
-                filename="interval",
-                train_time_interval=cfg.checkpoint_every,
-                save_top_k=1,
-                enable_version_counter=False,
-            )
-        )
-    early = None
-    if cfg.early_stopping_patience is not None:
-        early = EarlyStopping(monitor="val_score", mode=mode, patience=cfg.early_stopping_patience)
-        callbacks.append(early)
-    if interactive:
-        callbacks.append(ProgressBar(throughput))
-    callbacks.extend(extra_callbacks)
-
-    trainer = L.Trainer(
-        max_epochs=cfg.epochs,
-        max_time=cfg.time_budget,
-        accelerator=accelerator,
-        devices=devices,
-        precision=_precision(cfg.precision, accelerator),
-        gradient_clip_val=cfg.gradient_clip_val,
-        accumulate_grad_batches=cfg.accumulate_grad_batches,
-        check_val_every_n_epoch=cfg.val_every_n_epochs,
-        deterministic="warn" if cfg.deterministic else False,
-        callbacks=callbacks,
-        plugins=[AtomicCheckpointIO()],
-        logger=False,
-        enable_progress_bar=interactive,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        default_root_dir=run.path,
-    )
+    module = build_module(recipe, competition, stats)
+    session = build_session(recipe, competition, run, where, console, extra_callbacks, debug)
+    trainer, best, stop = session.trainer, session.best, session.stop
+    if where.processes > 1:
+        os.environ[RUN_DIR_ENV] = str(run.path)  # the ranks Lightning starts train here too
     started = time.monotonic()
-    phase[0] = "training"
     stop.install()
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
@@ -230,36 +214,57 @@ def _fit(
         stop.restore()
     if stop.received is not None:
         epoch, step = stop.saved_at or (trainer.current_epoch, trainer.global_step)
-        run.set_status("interrupted", signal=stop.received, epoch=epoch, step=step,
-                       checkpoint=str(run.last_checkpoint))  # fmt: skip
+        status("interrupted", signal=stop.received, epoch=epoch, step=step,
+               checkpoint=str(run.last_checkpoint))  # fmt: skip
         raise TrainingInterrupted(
             f"stopped by {stop.received} at epoch {epoch} (step {step}); checkpoint saved to "
             f"{run.last_checkpoint}; continue with: {resume_hint}",
             signum=getattr(signal, stop.received),
         )
+    if not trainer.is_global_zero:
+        return run  # rank 0 validates, scores and writes the results
 
-    timer = (
-        next(cb for cb in trainer.callbacks if isinstance(cb, Timer)) if cfg.time_budget else None
-    )
-    if timer is not None and (timer.time_remaining("train") or 0) <= 0:
+    timer = next((cb for cb in trainer.callbacks if isinstance(cb, Timer)), None)
+    if debug:
+        reason = "debug (one batch of each loop)"
+    elif timer is not None and (timer.time_remaining("train") or 0) <= 0:
         reason = "time budget"
-    elif early is not None and early.stopped_epoch > 0:
+    elif session.early is not None and session.early.stopped_epoch > 0:
         reason = "early stopping"
     else:
         reason = "max epochs"
-    if not best.best_model_path:
+    best_path = best.best_model_path
+    if debug and not best_path and run.last_checkpoint.is_file():
+        # fast_dev_run keeps no best checkpoint; the one batch's weights stand in for it
+        shutil.copyfile(run.last_checkpoint, run.best_checkpoint)
+        best_path = str(run.best_checkpoint)
+    if not best_path:
         raise TrainingError(
             f"{run.path}: training stopped before any validation, so there is no best "
             "checkpoint; raise train.time_budget or lower train.val_every_n_epochs"
         )
 
     phase[0] = "final validation"
-    trainer.validate(module, datamodule=datamodule, ckpt_path=best.best_model_path, verbose=False)
+    if where.processes > 1:
+        # One process scores the whole validation set; the DDP group is done with.
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
+        from toolkit.engine.session import scratch_dir
+
+        with scratch_dir("validate") as tmp:
+            single = Layout(where.accelerator, 1, 1, "auto")
+            bare_trainer(recipe, single, Path(tmp)).validate(
+                module, datamodule=datamodule, ckpt_path=best_path, verbose=False
+            )
+    else:
+        trainer.validate(module, datamodule=datamodule, ckpt_path=best_path, verbose=False)
     y_true, y_pred = module.last_val_predictions
     metric = competition.metric
     metrics: dict[str, Any] = {
         "metric": metric.name,
-        "mode": mode,
+        "mode": metric.mode,
         f"val_{metric.name}": float(metric.fn(y_true, y_pred)),
         "val_samples": len(y_true),
         "epochs_completed": trainer.current_epoch,
@@ -267,8 +272,11 @@ def _fit(
         "stopped_by": reason,
         "train_seconds": round(time.monotonic() - started, 2),
         "seed": seed,
-        "best_checkpoint": best.best_model_path,
+        "processes": where.processes,
+        "batch_size": cfg.batch_size,
+        "best_checkpoint": best_path,
     }
+    evaluator = session.evaluator
     if evaluator is not None and evaluator.best is not None:
         details = evaluator.best["details"]
         metrics.update(
@@ -287,8 +295,7 @@ def _fit(
     if after_training is not None:
         metrics.update(after_training(module.model, datamodule, recipe, run))
     write_json(run.metrics_file, metrics)
-    run.set_status("trained", stopped_by=reason, epoch=trainer.current_epoch,
-                   step=trainer.global_step)  # fmt: skip
+    status("trained", stopped_by=reason, epoch=trainer.current_epoch, step=trainer.global_step)
     return run
 
 
