@@ -161,7 +161,7 @@ class PyAVReader:
         try:
             with self.av.open(str(path)) as container:
                 if not container.streams.video:
-                    raise VideoError(f"{path}: no video stream")
+                    raise VideoError(f"{path}: video has no frames (no video stream)")
                 stream = container.streams.video[0]
                 fps = float(stream.average_rate or stream.guessed_rate or 0)
                 frames = stream.frames or sum(1 for p in container.demux(stream) if p.size)

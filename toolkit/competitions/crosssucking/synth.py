@@ -4,7 +4,7 @@ manifests in the real layout.
 The planted signal: during a tail event a warm marker sways horizontally beside the right-hand
 calf; during an ear event a cool marker bobs vertically above it. Per-video nuisance: lighting
 gain, background tint, camera offset, sensor noise. The planted confound (`confound`): in every
-other pool video the label follows the lighting (bright videos mostly tail, dark ones ear), so a
+other pool video the label follows the lighting (bright videos 80 % tail, dark ones all ear), so a
 model can score on a video-grouped split by learning the lighting; test videos have none.
 
 Layout: videos/<video_id>.mp4, events.csv (the training pool), test.csv (held-out videos).
@@ -90,7 +90,7 @@ def _video_plan(index: int, pool: bool, confound: bool, rng: np.random.Generator
     if pool and confound and index % 2 == 0:
         bright = index % 4 == 0
         return (
-            (rng.uniform(1.25, 1.45), 0.8, True) if bright else (rng.uniform(0.4, 0.55), 0.05, True)
+            (rng.uniform(1.25, 1.45), 0.8, True) if bright else (rng.uniform(0.4, 0.55), 0.0, True)
         )
     return rng.uniform(0.5, 1.35), 0.3, False
 
@@ -114,7 +114,12 @@ def write_synthetic(
     plan += [("test.csv", videos + i, False) for i in range(test_videos)]
     for manifest, index, pool in plan:
         gain, p_tail, confounded = _video_plan(index, pool, confound, rng)
-        labels = [int(rng.random() < p_tail) for _ in range(events_per_video)]
+        if confounded:  # a fixed share, so that even a few events show the confound
+            labels = [0] * events_per_video
+            for k in rng.permutation(events_per_video)[: round(p_tail * events_per_video)]:
+                labels[k] = 1
+        else:
+            labels = [int(rng.random() < p_tail) for _ in range(events_per_video)]
         if not confounded and len(set(labels)) == 1:  # every plain video has both classes
             labels[int(rng.integers(events_per_video))] = 1 - labels[0]
         frames, spans = render_video(labels, gain, rng, height, width)
