@@ -179,7 +179,7 @@ def test_smoke_study_continues_and_its_best_recipe_runs(toolkit):
     data = yaml.safe_load(best.read_text())
     assert data["extends"] == RECIPE and set(data) == {"extends", "smoke"}
     assert data["smoke"]["train"]["lr"] == pytest.approx(best_trial.params["train.lr"])
-    assert f"trial {best_trial.number}" in show.output
+    assert f"best run: {folder / f'trial-{best_trial.number}'}" in show.output
 
     resolved = resolve_recipe(str(best), smoke=True)
     assert resolved.model.kwargs["d_model"] == best_trial.params["model.kwargs.d_model"]

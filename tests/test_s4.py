@@ -4,6 +4,7 @@ engine's generic hooks (auxiliary losses, parameter groups)."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import lightning as L
@@ -230,6 +231,8 @@ def test_bad_model_arguments_are_one_recipe_error():
         build_backbone("S4D", {"d_state": 7}, 200)
     with pytest.raises(RecipeError, match="unexpected keyword argument 'd_modle'"):
         build_backbone("S4D", {"d_modle": 7}, 200)
+    with pytest.raises(RecipeError, match=r"model\.kwargs\.n_domains: set by data\.domain"):
+        build_backbone("S4", {"n_domains": 4}, 200)
     with pytest.raises(RecipeError, match="domain head"):
         build_backbone("EEGNeX", {}, 200, n_domains=3)
 
@@ -241,6 +244,30 @@ def test_state_dict_export_refuses_a_model_without_a_standalone_definition(tmp_p
     with pytest.raises(ExportError, match="EEGNeX cannot be rebuilt"):
         to_state_dict(eegnex, tmp_path, {})
     assert not (tmp_path / "model.pth").exists()
+
+
+def test_state_dict_export_rebuilds_the_model_without_the_toolkit(tmp_path):
+    from toolkit.bundle.sandbox import Sandbox
+    from toolkit.export.state_dict import to_state_dict
+
+    torch.manual_seed(0)
+    args = {"d_model": 8, "n_layers": 2, "d_state": 8, "n_heads": 2, "bidirectional": True}
+    model = HarnessModel(build_backbone("S4D", args, 200, n_domains=3), 0.5, 0.2).eval()
+    path = to_state_dict(model, tmp_path, {"recipe": "x/y"})
+    assert path.name == "model.pth"
+    arch = json.loads((tmp_path / "model.json").read_text())
+    assert arch["recipe"] == "x/y" and arch["arch"]["backbone"]["bidirectional"] is True
+    source = (tmp_path / "load.py").read_text()
+    assert "toolkit" not in source.split('"""', 2)[2]
+    x = (torch.randn(3, 129, 200) * 1e-5).numpy()
+    np.save(tmp_path / "x.npy", x)
+    result = Sandbox(blocked=("toolkit", "braindecode", "lightning")).run(
+        tmp_path / "load.py", [str(tmp_path / "x.npy"), str(tmp_path / "y.npy")]
+    )
+    assert result.returncode == 0, result.stderr
+    with torch.inference_mode():
+        expected = model(torch.from_numpy(x)).numpy()
+    assert np.abs(np.load(tmp_path / "y.npy") - expected).max() < 1e-6
 
 
 class _AuxModel(nn.Module):

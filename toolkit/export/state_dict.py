@@ -35,13 +35,10 @@ Needs only torch (and numpy for the command line); the weights load with weights
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 '''
 
 FOOTER = '''
@@ -72,20 +69,17 @@ if __name__ == "__main__":
 
 
 def _module_body(name: str) -> str:
-    """A module's source without its docstring-level `from __future__` and its own imports of
-    what the header already imports (the header carries them once)."""
+    """A plain-torch module's source for load.py: its `from __future__` line dropped (load.py
+    has one at the top), its own imports kept; a module importing the toolkit is refused."""
     source = inspect.getsource(importlib.import_module(name))
     keep = []
     for line in source.splitlines():
-        stripped = line.strip()
-        if stripped.startswith("from __future__"):
+        if line.startswith("from __future__"):
             continue
-        if line.startswith(("import ", "from ")):
-            if "toolkit" in line:
-                raise ExportError(f"{name}: a standalone module must not import the toolkit")
-            continue
+        if line.startswith(("import ", "from ")) and "toolkit" in line:
+            raise ExportError(f"{name}: a standalone module must not import the toolkit")
         keep.append(line)
-    return f"\n\n# ---- from {name} ----\n" + "\n".join(keep)
+    return f"\n\n# ---- {name.rsplit('.', 1)[-1]}.py ----\n" + "\n".join(keep)
 
 
 def loader_source(spec: dict[str, Any]) -> str:

@@ -38,8 +38,10 @@ def build_state_space(name: str, kwargs: dict[str, Any], n_domains: int = 0) -> 
     """S4 or S4D (s4.py) with the challenge's 129 channels; `n_domains` > 1 adds the DANN head."""
     from toolkit.competitions.eeg2025.s4 import S4Net
 
-    if "kernel" in kwargs:
-        raise RecipeError(f"model.kwargs.kernel: set by model.name ({name}); drop it")
+    reserved = {"kernel": f"model.name ({name})", "n_domains": "data.domain",
+                "n_chans": "the challenge", "n_outputs": "the challenge"}  # fmt: skip
+    for key in sorted(set(kwargs) & set(reserved)):
+        raise RecipeError(f"model.kwargs.{key}: set by {reserved[key]}; drop it")
     args = {**STATE_SPACE_MODELS[name], **kwargs}
     try:
         return S4Net(n_chans=len(CHANNEL_NAMES), n_outputs=1, n_domains=n_domains, **args)

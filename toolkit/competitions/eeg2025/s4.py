@@ -1,7 +1,7 @@
 """S4 and S4D structured state-space models for EEG windows, in plain torch.
 
-This module imports nothing but torch and math: the `state_dict` export embeds its source in a
-standalone `load.py`. Two kernels:
+This module imports only torch and the standard library: the `state_dict` export embeds its
+source in a standalone `load.py`. Two kernels:
 
 - S4D (`kernel="diag"`): a diagonal complex state, initialised S4D-LegS (the eigenvalues of the
   normal part of HiPPO-LegS), S4D-Lin or S4D-Inv; ZOH or bilinear discretisation.
