@@ -138,3 +138,19 @@ def test_tensorboard_logs_land_in_the_run_folder(toolkit):
     assert len(events.Scalars("val_nrmse")) == 2
     final = json.loads((run / "history.json").read_text())[-1]["val_nrmse"]
     assert events.Scalars("val_nrmse")[-1].value == pytest.approx(final, rel=1e-6)
+
+
+def test_several_recipes_at_once_each_on_its_device_with_its_own_log(toolkit):
+    result = toolkit("run", RECIPE, "arc/seed-7h", "--smoke", "--devices", "cpu,cpu")
+    assert result.exit_code == 0, result.output
+    (folder,) = (toolkit.root / "runs" / "_parallel").iterdir()
+    logs = {p.name: p.read_text() for p in folder.iterdir()}
+    assert set(logs) == {"eeg2025__c1-baseline.log", "arc__seed-7h.log"}
+    assert "submissions/eeg2025/" in logs["eeg2025__c1-baseline.log"]
+    assert "submissions/arc/" in logs["arc__seed-7h.log"]
+    assert all("verify  passed" in text for text in logs.values())
+    assert only_run(toolkit.root, RECIPE).joinpath("metrics.json").is_file()
+    assert only_run(toolkit.root, "arc/seed-7h").joinpath("metrics.json").is_file()
+
+    bad = toolkit("run", RECIPE, "arc/seed-7h", "--smoke", "--devices", "0")
+    assert bad.exit_code == 2 and "1 device(s) for 2 recipe(s)" in bad.output

@@ -48,7 +48,9 @@ class CrashAt(L.Callback):
             raise RuntimeError(f"injected crash at step {self.step}")
 
 
-def _train_in_process(toolkit, sets: list[str], callback: L.Callback) -> None:
+def _train_in_process(
+    toolkit, sets: list[str], callback: L.Callback, run: RunDir | None = None
+) -> None:
     """`toolkit train RECIPE --smoke --set ...` with a fault-injecting callback."""
     overrides = [s for s in sets if s != "--set"]
     recipe = resolve_recipe(RECIPE, smoke=True, overrides=overrides)
@@ -57,7 +59,7 @@ def _train_in_process(toolkit, sets: list[str], callback: L.Callback) -> None:
         data_dir=env["TOOLKIT_DATA_DIR"], cache_dir=env["TOOLKIT_CACHE_DIR"],
         runs_dir=env["TOOLKIT_RUNS_DIR"], device="cpu", seed=int(env["TOOLKIT_SEED"]),
     )  # fmt: skip
-    train(recipe, settings, command="test", extra_callbacks=[callback])
+    train(recipe, settings, command="test", extra_callbacks=[callback], run=run)
 
 
 def _outcome(run: Path) -> dict:
@@ -157,3 +159,24 @@ def test_a_killed_process_never_reads_as_training(toolkit, tmp_path):
     status = run.status()
     assert status["state"] == "interrupted"
     assert "ended without recording why" in status["reason"]
+
+
+def test_a_fixed_run_folder_resumes_after_sigusr1_as_a_requeued_slurm_job_would(
+    toolkit, uninterrupted, tmp_path, monkeypatch
+):
+    """What a SLURM job does: `--signal=SIGUSR1@90` before its time is up, then the requeued
+    job runs the same `toolkit train --run-dir DIR` again."""
+    folder = tmp_path / "job-folder"
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")  # SIGUSR1 is a stop signal under SLURM
+    with pytest.raises(TrainingInterrupted):
+        _train_in_process(toolkit, EPOCHS, SignalAt(5, signal.SIGUSR1), run=RunDir(folder))
+    monkeypatch.delenv("SLURM_JOB_ID")
+    status = RunDir(folder).status()
+    assert (status["state"], status["signal"], status["step"]) == ("interrupted", "SIGUSR1", 5)
+
+    result = toolkit("train", RECIPE, "--smoke", *EPOCHS, "--run-dir", str(folder))
+    assert result.exit_code == 0, result.output
+    assert f"resuming {folder}" in result.output.replace("\n", "")
+    assert _outcome(folder) == uninterrupted
+    again = toolkit("train", RECIPE, "--smoke", *EPOCHS, "--run-dir", str(folder))
+    assert again.exit_code == 0 and "already trained" in again.output

@@ -46,6 +46,15 @@ DebugOpt = Annotated[
         "(removed when it passes).",
     ),
 ]
+RunDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--run-dir",
+        help="Train in this folder: resume the interrupted run it holds, go on from a "
+        "finished one, or start there (batch jobs that a requeue restarts).",
+        show_default=False,
+    ),
+]
 AutoBatchOpt = Annotated[
     int | None,
     typer.Option(
@@ -82,6 +91,7 @@ def _train(
     resume: bool,
     debug: bool = False,
     auto_batch_size: int | None = None,
+    run_dir: Path | None = None,
 ) -> RunDir:
     from toolkit.engine.train import train
 
@@ -96,8 +106,19 @@ def _train(
         _report(run, f"ensemble [bold]{run.path}[/] of {members} members", "validated_on")
         return run
     previous = None
+    target = None
     changes: dict[str, object] = {}
-    if resume:
+    if run_dir is not None:
+        # A fixed folder (e.g. a SLURM job's, which a requeue restarts): resume what it holds,
+        # go on from a finished run, or start in it.
+        target = RunDir(run_dir.expanduser().resolve())
+        if target.status().get("state") == "trained" and target.metrics_file.is_file():
+            console.print(f"{target.path}: already trained")
+            return target
+        if target.recipe_file.is_file() and target.resumable():
+            previous = target
+            console.print(f"resuming [bold]{previous.path}[/]")
+    elif resume:
         previous = latest_resumable(settings.runs_dir, recipe.name, smoke)
         if previous is None:
             raise TrainingError(
@@ -117,7 +138,8 @@ def _train(
             changes[key.removeprefix("train.")] = value
         console.print(f"resuming [bold]{previous.path}[/]")
     run = train(recipe, settings, command=command, resume=previous, console=console,
-                resume_changes=changes, debug=debug, auto_batch_size=auto_batch_size)  # fmt: skip
+                resume_changes=changes, debug=debug, auto_batch_size=auto_batch_size,
+                run=None if previous is not None else target)  # fmt: skip
     from toolkit.engine.session import is_rank_zero
 
     if not is_rank_zero():
@@ -231,18 +253,42 @@ def _with_partners(ctx: typer.Context, run: RunDir, smoke: bool) -> list[RunDir]
 
 def run_cmd(
     ctx: typer.Context,
-    name: RecipeArg,
+    names: Annotated[
+        list[str],
+        typer.Argument(
+            help="Recipe name(s) (eeg2025/c1-baseline) or YAML path(s); several run one after "
+            "another, or at once with --devices.",
+            show_default=False,
+        ),
+    ],
     set_: SetOpt = None,
     smoke: SmokeOpt = False,
     resume: ResumeOpt = False,
     device: Annotated[str, typer.Option(help="Device for verify: cpu or cuda.")] = "cpu",
     debug: DebugOpt = False,
     auto_batch_size: AutoBatchOpt = None,
+    run_dir: RunDirOpt = None,
+    devices: Annotated[
+        str | None,
+        typer.Option(
+            "--devices",
+            help="Run the recipes at once, one process each pinned to its device: 0,1,2 (CUDA "
+            "indices) or cpu,cpu; each run logs to runs/_parallel/<time>/<recipe>.log.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Train -> export -> bundle -> verify, and print the bundle, score and verify result."""
+    if devices is not None or len(names) > 1:
+        with cli_errors():
+            if run_dir is not None or debug:
+                raise ToolkitError("--run-dir and --debug take one recipe")
+            _run_several(ctx, names, devices, set_ or [], smoke, resume, device)
+        return
     with cli_errors(), _debug_folder(ctx, debug):
+        name = names[0]
         settings = settings_from(ctx)
-        run = _train(ctx, name, set_ or [], smoke, resume, debug, auto_batch_size)
+        run = _train(ctx, name, set_ or [], smoke, resume, debug, auto_batch_size, run_dir)
         _export(run)
         runs = _with_partners(ctx, run, smoke)
         bundle = _bundle(runs, settings, None)
@@ -260,6 +306,39 @@ def run_cmd(
         console.print("\n".join([*lines, "[bold]verify[/]  [green]passed[/]"]))
 
 
+def _run_several(
+    ctx: typer.Context,
+    names: list[str],
+    devices: str | None,
+    sets: list[str],
+    smoke: bool,
+    resume: bool,
+    device: str,
+) -> None:
+    """Several recipes: at once on `devices` (one process each), else one after another."""
+    args = [*(a for s in sets for a in ("--set", s)), "--device", device]
+    args += ["--smoke"] if smoke else []
+    args += ["--resume"] if resume else []
+    if devices is None:
+        for name in names:
+            console.rule(name)
+            run_cmd(ctx, [name], sets, smoke, resume, device)
+        return
+    from toolkit.cli.parallel import parse_devices, run_parallel
+
+    options = ctx.find_root().obj or {}
+    root_args = [a for key, value in options.items() if value is not None and key != "device"
+                 for a in (f"--{key.replace('_', '-')}", str(value))]  # fmt: skip
+    jobs = run_parallel(names, parse_devices(devices, len(names)), args,
+                        settings_from(ctx).runs_dir, root_args)  # fmt: skip
+    failed = [job for job in jobs if job.returncode != 0]
+    if failed:
+        raise ToolkitError(
+            f"{len(failed)} of {len(jobs)} runs failed: "
+            + ", ".join(f"{j.recipe} (exit {j.returncode}, log {j.log})" for j in failed)
+        )
+
+
 def train_cmd(
     ctx: typer.Context,
     name: RecipeArg,
@@ -268,10 +347,11 @@ def train_cmd(
     resume: ResumeOpt = False,
     debug: DebugOpt = False,
     auto_batch_size: AutoBatchOpt = None,
+    run_dir: RunDirOpt = None,
 ) -> None:
     """Train a recipe into runs/<recipe>/<run-id>/ (checkpoints, history, metrics)."""
     with cli_errors(), _debug_folder(ctx, debug):
-        _train(ctx, name, set_ or [], smoke, resume, debug, auto_batch_size)
+        _train(ctx, name, set_ or [], smoke, resume, debug, auto_batch_size, run_dir)
 
 
 def export_cmd(

@@ -3,15 +3,17 @@ stopped (loop position, random states, loaders mid-epoch), and a signal stops at
 
 - `ResumePoint` owns last.ckpt. It writes it after every complete epoch and, when training
   stops part-way through an epoch (a signal, the time budget), at the batch where it stopped;
-  nothing overwrites that later with an epoch marked as done. On SIGTERM / SIGINT it saves at
-  the next batch boundary (the next optimiser step when gradients are being accumulated) and
-  raises `StopRequested`, so neither validation nor evaluation delays the exit.
+  nothing overwrites that later with an epoch marked as done. On SIGTERM / SIGINT (and SIGUSR1
+  under SLURM) it saves at the next batch boundary (the next optimiser step when gradients are
+  being accumulated; the same batch on every DDP rank) and raises `StopRequested`, so neither
+  validation nor evaluation delays the exit.
 - `RandomState` saves and restores the Python, NumPy and torch (CPU and CUDA) random states,
   so dropout and augmentation continue the same stream after a resume.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 from pathlib import Path
@@ -80,8 +82,15 @@ class ResumePoint(Checkpoint):
             raise KeyboardInterrupt
         self.received = signal.Signals(signum).name
 
+    @staticmethod
+    def signals() -> tuple[signal.Signals, ...]:
+        """SIGTERM and SIGINT; under SLURM also SIGUSR1 (`#SBATCH --signal=SIGUSR1@90`: the
+        warning before the time limit or a preemption, after which the job is requeued)."""
+        extra = (signal.SIGUSR1,) if os.environ.get("SLURM_JOB_ID") else ()
+        return (signal.SIGTERM, signal.SIGINT, *extra)
+
     def install(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in self.signals():
             self._previous[sig] = signal.signal(sig, self._handle)
 
     def restore(self) -> None:
@@ -92,35 +101,40 @@ class ResumePoint(Checkpoint):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Just before training, Lightning wraps SIGTERM with a handler that exits at the next
         # batch without a checkpoint (status 0); take the signals back so this callback decides.
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in self.signals():
             signal.signal(sig, self._handle)
 
     # -- saving ----------------------------------------------------------------------------
 
-    def _save(self, trainer: L.Trainer) -> None:
-        trainer.save_checkpoint(self.path)
+    def _signalled(self, trainer: L.Trainer) -> bool:
+        """Whether to stop for a signal; under DDP every rank stops at the same batch if any
+        rank got one (a collective call, made by every rank at every batch)."""
+        if trainer.world_size > 1:
+            anyone = trainer.strategy.reduce_boolean_decision(self.received is not None, all=False)
+            if anyone and self.received is None:
+                self.received = "a signal on another rank"
+            return bool(anyone)
+        return self.received is not None
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self.saved_at is not None:
             return
-        if self.received is None and not trainer.should_stop:
+        signalled = self._signalled(trainer)
+        if not signalled and not trainer.should_stop:
             return
-        last = batch_idx + 1 >= trainer.num_training_batches
-        if (
-            self.received is not None
-            and not last
-            and (batch_idx + 1) % max(trainer.accumulate_grad_batches, 1)
-        ):
+        if batch_idx + 1 >= trainer.num_training_batches:
+            return  # the epoch is complete: its end saves it whole (after the evaluation)
+        if signalled and (batch_idx + 1) % max(trainer.accumulate_grad_batches, 1):
             return  # mid-accumulation: stop after the optimiser step, so no gradient is lost
-        self._save(trainer)
+        trainer.save_checkpoint(self.path)
         self.saved_at = (trainer.current_epoch, trainer.global_step)
-        if self.received is not None:
-            raise StopRequested(self.received)
+        if signalled:
+            raise StopRequested(self.received or "signal")
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.saved_at is None:
-            self._save(trainer)  # a complete epoch
-        if self.received is not None:
+            trainer.save_checkpoint(self.path)  # a complete epoch
+        if self._signalled(trainer):
             if self.saved_at is None:
                 self.saved_at = (trainer.current_epoch + 1, trainer.global_step)
-            raise StopRequested(self.received)
+            raise StopRequested(self.received or "signal")

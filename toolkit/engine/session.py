@@ -178,6 +178,12 @@ def build_session(
     if interactive:
         callbacks.append(ProgressBar(throughput))
     callbacks.extend(extra_callbacks)
+    plugins: list[Any] = [AtomicCheckpointIO()]
+    from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+    if SLURMEnvironment.detect():
+        # ResumePoint saves an exact last.ckpt on SIGUSR1 and requeues; not Lightning's hpc_ckpt
+        plugins.append(SLURMEnvironment(auto_requeue=False))
     loggers: list[Any] = []
     if "tensorboard" in cfg.loggers:
         from lightning.pytorch.loggers import TensorBoardLogger
@@ -198,7 +204,7 @@ def build_session(
         check_val_every_n_epoch=cfg.val_every_n_epochs,
         deterministic="warn" if cfg.deterministic else False,
         callbacks=callbacks,
-        plugins=[AtomicCheckpointIO()],
+        plugins=plugins,
         logger=loggers or False,
         log_every_n_steps=1,
         enable_progress_bar=interactive,

@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -199,6 +200,7 @@ def _fit(
     status: Any,
 ) -> RunDir:
     cfg = recipe.train
+    writer = is_rank_zero()
     module = build_module(recipe, competition, stats)
     session = build_session(recipe, competition, run, where, console, extra_callbacks, debug)
     trainer, best, stop = session.trainer, session.best, session.stop
@@ -214,8 +216,11 @@ def _fit(
         stop.restore()
     if stop.received is not None:
         epoch, step = stop.saved_at or (trainer.current_epoch, trainer.global_step)
+        requeued = requeue_slurm_job() if stop.received == "SIGUSR1" and writer else None
         status("interrupted", signal=stop.received, epoch=epoch, step=step,
-               checkpoint=str(run.last_checkpoint))  # fmt: skip
+               checkpoint=str(run.last_checkpoint), requeued=requeued)  # fmt: skip
+        if requeued:
+            resume_hint = f"SLURM job {requeued} was requeued and resumes from it"
         raise TrainingInterrupted(
             f"stopped by {stop.received} at epoch {epoch} (step {step}); checkpoint saved to "
             f"{run.last_checkpoint}; continue with: {resume_hint}",
@@ -297,6 +302,17 @@ def _fit(
     write_json(run.metrics_file, metrics)
     status("trained", stopped_by=reason, epoch=trainer.current_epoch, step=trainer.global_step)
     return run
+
+
+def requeue_slurm_job() -> str | None:
+    """`scontrol requeue` this SLURM job (after SIGUSR1: its time is nearly up or it is being
+    preempted); the requeued job resumes from last.ckpt. Returns the job id, or None."""
+    job_id = os.environ.get("SLURM_JOB_ID")  # an array task's own id too
+    scontrol = shutil.which("scontrol")
+    if not job_id or scontrol is None:
+        return None
+    done = subprocess.run([scontrol, "requeue", job_id], capture_output=True, text=True)
+    return job_id if done.returncode == 0 else None
 
 
 def check_checkpoint(path: Path) -> None:
