@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 from toolkit.competitions.mabe.config import MABeData
 from toolkit.competitions.mabe.dataset import Video, load_video, read_metadata, solution_frame
 from toolkit.competitions.mabe.standalone import parse_behaviors, window_starts
-from toolkit.competitions.mabe.synth import LABEL_FPS, write_synthetic
+from toolkit.competitions.mabe.synth import LABEL_FPS, SYNTH_VERSION, write_synthetic
 from toolkit.config.settings import Settings
 from toolkit.data.array_cache import ArrayCache
 from toolkit.data.fingerprint import KEY as FINGERPRINT
@@ -34,7 +34,8 @@ def data_root(cfg: MABeData, settings: Settings) -> str:
     if cfg.source != "synthetic":
         return cfg.source
     params = cfg.synthetic.model_dump()
-    root = synthetic_root(settings, "mabe", params, lambda r: write_synthetic(r, **params))
+    key = {**params, "generator": SYNTH_VERSION}  # a changed generator makes fresh data
+    root = synthetic_root(settings, "mabe", key, lambda r: write_synthetic(r, **params))
     return str(root)
 
 
@@ -171,7 +172,7 @@ class MABeDataModule(L.LightningDataModule):
         for v in videos:
             read.read(self.source, f"train_tracking/{v.lab}/{v.video_id}.parquet",
                       f"train_annotation/{v.lab}/{v.video_id}.parquet")  # fmt: skip
-        generator = ({"name": "mabe.synth", **cfg.synthetic.model_dump()}
+        generator = ({"name": "mabe.synth", "version": SYNTH_VERSION, **cfg.synthetic.model_dump()}
                      if cfg.source == "synthetic" else None)  # fmt: skip
         preprocessing = cfg.model_dump(
             include={"features", "targets", "fps", "label_fps", "window", "stride"}

@@ -154,7 +154,9 @@ def pose_array(frame: pd.DataFrame, parts: Iterable[str], n_frames: int | None =
     parts = list(parts)
     frames = frame["video_frame"].to_numpy(np.int64)
     mice = frame["mouse_id"].to_numpy(np.int64) - 1
-    part_code = pd.Categorical(frame["bodypart"].astype(str), categories=parts).codes
+    codes, names = pd.factorize(frame["bodypart"])
+    lookup = np.array([parts.index(str(n)) if str(n) in parts else -1 for n in names] + [-1])
+    part_code = lookup[codes]  # (factorize marks missing names -1: the lookup's last entry)
     n = int(frames.max()) + 1 if n_frames is None else int(n_frames)
     keep = (part_code >= 0) & (mice >= 0) & (mice < MAX_MICE) & (frames >= 0) & (frames < n)
     out = np.full((n, MAX_MICE, len(parts), 2), np.nan, np.float32)
@@ -321,7 +323,7 @@ def video_features(
     where: str,
 ) -> np.ndarray:
     """(S, F_model, D) features of one video at the model's frame rate `fps`."""
-    present = sorted(set(tracking["bodypart"].astype(str)))
+    present = sorted(str(p) for p in tracking["bodypart"].dropna().unique())
     if kind == "motion":
         pose = pose_array(tracking, MOTION_PARTS)
         if not any(p in MOTION_PARTS for p in present):
@@ -516,7 +518,7 @@ def predict_video(
     if not behaviors:
         warn(f"{where}: behaviors_labeled is empty: nothing to predict")
         return []
-    tracked = set(tracking["mouse_id"].dropna().astype(int).tolist())
+    tracked = {int(m) for m in tracking["mouse_id"].dropna().unique()}
     names = list(whitelist_streams(behaviors))
     streams, kept = [], []
     for agent, target in names:

@@ -25,6 +25,7 @@ import pandas as pd
 
 from toolkit.fileio import atomic_path
 
+SYNTH_VERSION = 2  # bump when the generator changes (cached synthetic data is keyed by it)
 FPS = 30.0
 OFFSETS: dict[str, tuple[float, float]] = {  # (along the body, to the left), in body lengths
     "nose": (0.5, 0.0), "head": (0.4, 0.0), "ear_left": (0.3, 0.1), "ear_right": (0.3, -0.1),
@@ -104,7 +105,7 @@ def simulate(lab: Lab, frames: int, rng: np.random.Generator):
     whitelisted = [e.split(",") for e in lab.whitelist]
     t = int(rng.integers(5, 20))
     while t < frames - 30:
-        if rng.random() < 0.7:  # mostly behaviours the lab annotates, some it does not
+        if rng.random() < 0.85:  # mostly behaviours the lab annotates, some it does not
             agent_name, target_name, action = whitelisted[int(rng.integers(len(whitelisted)))]
             agent = int(agent_name[5:]) - 1
             target = agent if target_name == "self" else int(target_name[5:]) - 1
@@ -113,9 +114,9 @@ def simulate(lab: Lab, frames: int, rng: np.random.Generator):
             agent = int(rng.integers(n))
             others = [m for m in range(n) if m != agent]
             target = agent if action == "rear" else int(rng.choice(others))
-        duration = int(rng.integers(35, 80))
+        duration = int(rng.integers(40, 90))
         schedule.append((action, agent, target, t, min(frames, t + duration)))
-        t += duration + int(rng.integers(8, 30))
+        t += duration + int(rng.integers(5, 20))
     active: dict[int, int] = {}
     for i, ep in enumerate(schedule):
         for f in range(ep[3], ep[4]):
@@ -141,15 +142,17 @@ def simulate(lab: Lab, frames: int, rng: np.random.Generator):
                 close = np.linalg.norm(pos[a] - pos[b]) < 20
             elif action == "sniff":
                 nose = pos[a] + 0.5 * length[a] * _direction(state["heading"][a])
-                _towards(state, a, pos[a] + (pos[b] - nose), 25.0)
+                _towards(state, a, pos[a] + (pos[b] - nose), 40.0)
                 state["heading"][a] = np.arctan2(*(pos[b] - pos[a])[::-1])
                 state["speed"][b] = 0.5
                 close = np.linalg.norm(nose - pos[b]) < 3.0
             elif action == "mount":
-                _towards(state, a, pos[b], 20.0)
+                _towards(state, a, pos[b], 35.0)
                 state["speed"][b] = 0.3
-                if np.linalg.norm(pos[a] - pos[b]) < 4:
+                if np.linalg.norm(pos[a] - pos[b]) < 4:  # on top: settle, same heading
+                    pos[a] += 0.5 * (pos[b] - pos[a])
                     state["heading"][a] = state["heading"][b]
+                    state["speed"][a] = 0.0
                 close = np.linalg.norm(pos[a] - pos[b]) < 2.5
             else:  # rear
                 state["speed"][a] = 0.0
