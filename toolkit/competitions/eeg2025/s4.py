@@ -228,13 +228,15 @@ def fft_conv(u: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
 
 
 def direct_conv(u: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """The same convolution as `fft_conv`, as one depthwise conv1d (exports everywhere)."""
+    """The same convolution as `fft_conv`, as one depthwise conv1d (exports everywhere; its
+    own symmetric padding, then a slice, so no separate pad op enters the graph)."""
     H, L = u.shape[1], u.shape[-1]
-    if k.shape[0] == 1:
-        weight, pad = k[0].flip(-1), (L - 1, 0)
-    else:
-        weight, pad = torch.cat([k[0].flip(-1), k[1]], -1), (L - 1, L)
-    return F.conv1d(F.pad(u, pad), weight.unsqueeze(1), groups=H)
+    if k.shape[0] == 1:  # causal: L - 1 zeros on the left
+        y = F.conv1d(u, k[0].flip(-1).unsqueeze(1), padding=L - 1, groups=H)
+        return y[..., :L]
+    weight = torch.cat([k[0].flip(-1), k[1]], -1)  # L - 1 zeros left, L right
+    y = F.conv1d(u, weight.unsqueeze(1), padding=L, groups=H)
+    return y[..., 1 : L + 1]
 
 
 class S4Layer(nn.Module):
