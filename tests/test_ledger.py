@@ -49,14 +49,16 @@ def _add(toolkit, bundle: Path, score: str, *extra: str):
 
 
 def test_table_shows_local_vs_leaderboard_and_submissions_left(toolkit, bundles):
-    for bundle, score in zip(bundles, ("0.981", "0.975", "0.962"), strict=True):
-        result = _add(toolkit, bundle, score, "--note", f"try {bundle.name}")
+    for day, (bundle, score) in enumerate(zip(bundles, ("0.981", "0.975", "0.962"), strict=True)):
+        date = f"2025-10-0{day + 1}"
+        result = _add(toolkit, bundle, score, "--note", f"try {bundle.name}", "--date", date)
         assert result.exit_code == 0, result.output
     private = _add(toolkit, bundles[2], "0.970", "--board", "private")
     assert private.exit_code == 0, private.output
     table = toolkit("ledger", "--competition", "eeg2025")
     assert table.exit_code == 0, table.output
     row = next(ln for ln in table.output.splitlines() if "s2-a" in ln and "public" in ln)
+    assert "2025-10-03" in row and "try s2-a" in row
     assert "0.8600" in row and "0.9620" in row and "0.1020" in row and "0.9550" in row
     # 3 bundles (a public and a private score of one bundle are one submission) of 25
     assert "eeg2025: 3 of 25 submissions used, 22 left" in table.output
@@ -140,6 +142,9 @@ def test_bad_input_is_one_line_each(toolkit, bundles, tmp_path):
     assert f"{tmp_path / 'nothing'}: no such bundle folder or zip" in line
     assert "--board team: expected one of public, private" in _one_error(
         _add(toolkit, bundles[1], "0.9", "--board", "team")
+    )
+    assert "--date 'last friday': not an ISO date" in _one_error(
+        _add(toolkit, bundles[1], "0.9", "--date", "last friday")
     )
     assert len(Ledger(toolkit.root / "submissions" / "ledger.sqlite").entries()) == 1
     empty = toolkit("ledger", "plot", "--competition", "arc")

@@ -16,11 +16,23 @@ import toolkit as toolkit_package
 from tests.conftest import Toolkit, bundle_path
 from tests.test_report import assert_page_renders, assert_png
 from toolkit.bundle.archive import FIXED_TIME
+from toolkit.bundle.manifest import code_commit
 from toolkit.competitions.eeg2025.synth import SYNTH_VERSION
 
 pytestmark = pytest.mark.slow
 RECIPE = "eeg2025/c1-baseline"
 REPO = Path(toolkit_package.__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module", autouse=True)
+def pinned_commit():
+    """This checkout's commit as it was when the module started: other people committing while
+    the tests train would otherwise change the manifest between bundle and rebuild."""
+    commit = code_commit()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("toolkit.bundle.manifest.code_commit", lambda: commit)
+        patch.setattr("toolkit.reproduce.code_commit", lambda: commit)
+        yield commit
 
 
 @pytest.fixture(scope="module")

@@ -171,3 +171,26 @@ def test_fingerprint_of_s3_files_is_their_etag(tmp_path):
     assert source == {"source": "s3://bucket/R1", "kind": "s3", "files": [
         {"file": "participants.tsv", "size": 1234, "etag": "9b2cf535f27731c974343645a3985328-3"}
     ]}  # fmt: skip
+
+
+@pytest.mark.parametrize(("then", "now", "state", "says"), [
+    ("abc123", "abc123", "ok", "abc123"),
+    ("abc123", "def456", "differs", "abc123 in the bundle, def456 here"),
+    ("abc123-dirty", "abc123", "warn", "the bundle's had uncommitted changes"),
+    ("abc123", "abc123-dirty", "warn", "this checkout had uncommitted changes"),
+    (None, "abc123", "warn", "cannot tell whether the code matches"),
+])  # fmt: skip
+def test_the_code_commit_is_reported_not_hidden(monkeypatch, then, now, state, says):
+    from importlib.metadata import version
+
+    import toolkit
+    from toolkit import reproduce
+
+    monkeypatch.setattr(reproduce, "code_commit", lambda: now)
+    manifest = {"toolkit_version": toolkit.__version__, "code_commit": then,
+                "packages": {"numpy": np.__version__, "torch": "0.0.1"}}  # fmt: skip
+    checks = {c.name: c for c in reproduce.environment_checks(manifest)}
+    assert checks["code commit"].state == state and says in checks["code commit"].detail
+    assert checks["numpy"].state == "ok"
+    assert checks["torch"].state == "differs"
+    assert checks["torch"].detail == f"0.0.1 in the bundle, {version('torch')} here"

@@ -102,6 +102,11 @@ def from_bundle(
     local score come from its manifest; the local score is that of the bundle's first run."""
     if board not in BOARDS:
         raise ToolkitError(f"--board {board}: expected one of {', '.join(BOARDS)}")
+    if date:
+        try:
+            datetime.fromisoformat(date)
+        except ValueError:
+            raise ToolkitError(f"--date {date!r}: not an ISO date (e.g. 2025-10-31)") from None
     path = Path(bundle).expanduser()
     if not path.exists():
         raise ToolkitError(f"{path}: no such bundle folder or zip")

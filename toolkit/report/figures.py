@@ -69,7 +69,7 @@ def metrics_bars(metrics: dict[str, Any], path: Path) -> Path:
         bars.update({f"baseline: {k}": v for k, v in metrics.get("eval_baselines", {}).items()})
     bars = {k: float(v) for k, v in bars.items() if v is not None}
     better = "lower" if metrics.get("mode") == "min" else "higher"
-    with figure(path, width=6.4, height=0.6 + 0.5 * max(len(bars), 1)) as fig:
+    with figure(path, width=6.4, height=max(2.2, 0.6 + 0.5 * len(bars))) as fig:
         ax = fig.subplots()
         names = list(bars)[::-1]
         values = [bars[n] for n in names]
