@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from toolkit.cli import data, doctor, pipeline, predict, recipes, score, tools
+from toolkit.cli import data, doctor, pipeline, predict, recipes, score, slurm, tools
 from toolkit.cli.common import setup_logging
 from toolkit.cli.hpo import app as hpo_app
 from toolkit.cli.ledger import app as ledger_app
@@ -38,6 +38,7 @@ app.command("predict")(predict.predict_cmd)
 app.command("score")(score.score_cmd)
 app.command("reproduce")(reproduce_cmd)
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(slurm.app, name="slurm")
 app.command("report")(report_cmd)
 
 PathOpt = Annotated[Path | None, typer.Option(show_default=False)]
