@@ -35,7 +35,7 @@ def timed(fn, repeats: int) -> float:
 def loader_rate(frames: int, crop: int, batch: int, workers: int, tmp: Path) -> float:
     clip = {"frames": frames, "short_side": round(crop * 8 / 7), "crop": crop}
     synthetic = {"videos": 4, "test_videos": 1, "height": 144, "width": 192}
-    cfg = CrossSuckingData(clip=clip, synthetic=synthetic)
+    cfg = CrossSuckingData(clip=clip, synthetic=synthetic, split={"kind": "intravideo"})
     settings = Settings(cache_dir=tmp / "cache", data_dir=tmp, num_workers=workers)
     dm = CrossSuckingDataModule(cfg, batch, settings, seed=0)
     dm.setup("fit")
