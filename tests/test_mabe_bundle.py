@@ -5,6 +5,7 @@ and the CLI's score / predict / report accept what it writes; bad input gets one
 from __future__ import annotations
 
 import re
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 
 from tests.conftest import bundle_path
 from toolkit.bundle.sandbox import Sandbox
+from toolkit.competitions.mabe.metric import mouse_fbeta
 from toolkit.competitions.mabe.synth import add_bad_test_inputs, write_synthetic
 from toolkit.fileio import read_json
 
@@ -82,16 +84,28 @@ def test_predict_py_without_torch_writes_a_submission_the_metric_accepts(
             assert f"video {video_id} " in result.stderr, what
             assert video_id not in set(sub["video_id"]), what
     assert f"video {cases[2][0]} (lab SynthMARS): mouse2 has no tracking" in result.stderr
-    good = set(pd.read_csv(data / "solution.csv")["video_id"])
-    assert good <= set(sub["video_id"])  # every good video has predictions
+    failing = {v for v, what in cases
+               if what in ("missing tracking", "renamed columns", "behaviors_labeled not a list")}
+    good = set(pd.read_csv(data / "solution.csv")["video_id"]) - failing
+    assert len(good) == 5 and good <= set(sub["video_id"])  # every other video has rows
     scored = toolkit("score", "mabe", str(out), str(data / "solution.csv"))
     assert scored.exit_code == 0, scored.output
     score = float(re.search(r"score\s+([\d.]+)", scored.output).group(1))
     assert score > 0.3
     assert "lab SynthHRnet" in scored.output and "F1 SynthMARS/rear" in scored.output
-    from_root = toolkit("score", "mabe", str(out), str(data))  # a data root with annotations
+    # a data root with annotations: its broken whitelist is one line naming the video...
+    broken = toolkit("score", "mabe", str(out), str(data))
+    assert broken.exit_code == 2 and f"video {cases[4][0]}" in broken.output, broken.output
+    assert "behaviors_labeled is not a list" in broken.output
+    # ...and without that video it scores like the solution file without it
+    clean = shutil.copytree(data, tmp_path / "clean")
+    test = pd.read_csv(clean / "test.csv")
+    test[test["video_id"] != cases[4][0]].to_csv(clean / "test.csv", index=False)
+    from_root = toolkit("score", "mabe", str(out), str(clean))
     assert from_root.exit_code == 0, from_root.output
-    assert f"score {score:.4f}" in from_root.output
+    solution = pd.read_csv(data / "solution.csv")
+    expected = mouse_fbeta(solution[solution["video_id"] != cases[4][0]], sub)["score"]
+    assert f"score {expected:.4f}" in from_root.output
 
 
 def test_toolkit_predict_runs_the_bundle_and_report_draws_per_action_f1(
@@ -151,3 +165,22 @@ def test_predict_py_refuses_an_empty_test_csv_with_one_line(unpacked, tmp_path):
     assert result.returncode == 2 and not out.exists()
     last = result.stderr.strip().splitlines()[-1]
     assert last.endswith("test.csv: no videos (the file has a header only)")
+
+
+@pytest.mark.slow
+def test_one_model_per_lab_ensemble_bundles_a_model_per_lab(toolkit):
+    members = ("[{name: mars, set: {data.labs: [SynthMARS]}}, "
+               "{name: hrnet, set: {data.labs: [SynthHRnet]}}]")  # fmt: skip
+    result = toolkit("run", "mabe/pair-tcn", "--smoke", "--set", f"ensemble.members={members}",
+                     "--set", "train.epochs=2", "--set", "data.val_fraction=0.5")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "verify  passed" in result.output
+    with zipfile.ZipFile(bundle_path(result.output) / "submission.zip") as zf:
+        spec = __import__("json").loads(zf.read("model.json"))
+        post = __import__("json").loads(zf.read("postprocess.json"))
+        names = set(zf.namelist())
+    assert spec["models"] == {"*": "model.onnx", "SynthMARS": "model-SynthMARS.onnx",
+                              "SynthHRnet": "model-SynthHRnet.onnx"}  # fmt: skip
+    assert set(spec["models"].values()) <= names
+    assert {"SynthMARS", "SynthHRnet"} <= set(post["thresholds"])
+    assert spec["outputs"] == ["chase", "mount", "rear", "sniff"]  # one output space for all

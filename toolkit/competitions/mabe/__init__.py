@@ -84,10 +84,10 @@ class MABe:
 
         return score_files(submission, answers)
 
-    def predict(self, content: Path, inputs: Path, out: Path, device: str) -> str:
-        from toolkit.competitions.mabe.submission import run_predictor
+    def predict(self, content: Path, inputs: Path, out: Path, device: str, sandbox) -> str:
+        from toolkit.bundle.predict import run_predict_script
 
-        return run_predictor(content, inputs, out, device)
+        return run_predict_script(content, inputs, out, device, sandbox)
 
     def write_bundle(self, runs, content: Path, reference: Path) -> dict[str, Any]:
         from toolkit.competitions.mabe.submission import write_mabe_bundle

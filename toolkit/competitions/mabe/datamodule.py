@@ -119,21 +119,24 @@ class MABeDataModule(L.LightningDataModule):
         self.stats: dict[str, Any] = {}
         self._ready = False
 
-    def _annotated(self, table) -> list[dict[str, Any]]:
+    def _annotated(self, table) -> tuple[list[dict[str, Any]], list[str]]:
+        """The annotated rows this recipe trains on, and the actions of EVERY annotated row
+        (one output space whatever `labs` selects, so per-lab ensemble members agree)."""
         cfg = self.cfg
-        rows = []
+        rows, actions = [], set()
         for row in table.to_dict("records"):
             lab = str(row["lab_id"])
-            if (cfg.labs is not None and lab not in cfg.labs) or lab in cfg.exclude_labs:
-                continue
             try:
-                if not parse_behaviors(row["behaviors_labeled"], f"video {row['video_id']}"):
-                    continue
+                behaviors = parse_behaviors(row["behaviors_labeled"], f"video {row['video_id']}")
             except ValueError as exc:
                 log.warning("%s; video skipped", exc)
                 continue
-            rows.append(row)
-        return rows[: cfg.max_videos] if cfg.max_videos else rows
+            actions |= {e.split(",")[2] for e in behaviors}
+            if (cfg.labs is not None and lab not in cfg.labs) or lab in cfg.exclude_labs:
+                continue
+            if behaviors:
+                rows.append(row)
+        return (rows[: cfg.max_videos] if cfg.max_videos else rows), sorted(actions)
 
     def setup(self, stage: str | None = None) -> None:
         if self._ready:
@@ -141,12 +144,10 @@ class MABeDataModule(L.LightningDataModule):
         cfg = self.cfg.model_copy(update={"label_fps": label_fps_for(self.cfg)})
         self.root = data_root(cfg, self.settings)
         self.source = open_source(self.root, self.settings, cfg.cache)
-        rows = self._annotated(read_metadata(self.source, "train"))
+        rows, actions = self._annotated(read_metadata(self.source, "train"))
         if len(rows) < 2:
             raise DataError(f"{self.source.url}/train.csv: fewer than two annotated videos "
                             "after data.labs / exclude_labs / max_videos")  # fmt: skip
-        actions = sorted({e.split(",")[2] for r in rows
-                          for e in parse_behaviors(r["behaviors_labeled"], "")})  # fmt: skip
         cache = ArrayCache(self.settings.cache_dir / "mabe-features")
         loaded = [load_video(self.source, r, cfg, actions, cache) for r in rows]
         videos = [v for v in loaded if v is not None]

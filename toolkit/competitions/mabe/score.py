@@ -38,7 +38,8 @@ def solution_from_root(root: Path) -> tuple[pd.DataFrame, set[int]]:
         if not path.is_file():
             continue
         try:
-            whitelist = parse_behaviors(row.get("behaviors_labeled"), f"{split}.csv")
+            where = f"{root / split}.csv video {row['video_id']}"
+            whitelist = parse_behaviors(row.get("behaviors_labeled"), where)
         except InputError as exc:
             raise DataError(str(exc)) from None
         labels = pd.read_parquet(path)

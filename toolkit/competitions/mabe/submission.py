@@ -6,8 +6,6 @@ synthetic test split with bad inputs mixed in, then checking format, overlap and
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +44,13 @@ VERIFY_SEED = 7  # the verify split is never a training split (those use data.sy
 EXPECTED_FAILURES = ("missing tracking", "renamed columns", "behaviors_labeled not a list")
 
 
-def _member_models(run: RunDir, content: Path, atol: float) -> dict[str, str]:
-    """One ONNX file per single-lab ensemble member (model-<lab>.onnx), parity-checked."""
+def _member_models(run: RunDir, content: Path, atol: float) -> tuple[dict[str, str], dict]:
+    """One ONNX file per single-lab ensemble member (model-<lab>.onnx), parity-checked, and
+    the members' tuned thresholds (each for its own lab)."""
     from toolkit.engine.ensemble import member_runs
 
     models: dict[str, str] = {}
+    thresholds: dict[str, dict[str, float]] = {}
     x = np.load(run.export_dir / "reference_inputs.npy").astype(np.float32)
     for member in member_runs(run):
         labs = member.recipe().data.labs
@@ -65,7 +65,12 @@ def _member_models(run: RunDir, content: Path, atol: float) -> dict[str, str]:
         if not check["ok"]:
             raise ExportError(f"mabe bundle: {name} disagrees with eager: {check}")
         models[labs[0]] = name
-    return models
+        post = member.path / POSTPROCESS
+        if post.is_file():
+            tuned = read_json(post).get("thresholds", {})
+            if labs[0] in tuned:
+                thresholds[labs[0]] = tuned[labs[0]]
+    return models, thresholds
 
 
 def reference_split(folder: Path, frames: int) -> tuple[Path, list[tuple[int, str]]]:
@@ -100,13 +105,15 @@ def write_mabe_bundle(runs: list[RunDir], content: Path, reference: Path) -> dic
         raise ToolkitError(f"{run.path}: no export/model.onnx; export with formats [onnx]")
     shutil.copyfile(onnx, content / "model.onnx")
     models = {"*": "model.onnx"}
+    post_file = run.path / POSTPROCESS
+    post = read_json(post_file) if post_file.is_file() else default_post(recipe.data)
     if run.members_file.is_file():
-        models.update(_member_models(run, content, max(recipe.export.atol, 1e-4)))
+        per_lab, thresholds = _member_models(run, content, max(recipe.export.atol, 1e-4))
+        models.update(per_lab)
+        post["thresholds"] = {**post.get("thresholds", {}), **thresholds}
     spec = {**model_spec(run.stats()), "models": models}
     if recipe.data.source == "synthetic":
         spec["label_fps"] = {**LABEL_FPS, **spec["label_fps"]}
-    post_file = run.path / POSTPROCESS
-    post = read_json(post_file) if post_file.is_file() else default_post(recipe.data)
     write_json(content / "model.json", spec)
     write_json(content / "postprocess.json", post)
     shutil.copyfile(PREDICTOR, content / "predict.py")
@@ -222,17 +229,3 @@ def verify_mabe_bundle(
     ))  # fmt: skip
     shutil.rmtree(out.parent, ignore_errors=True)
     return checks
-
-
-def run_predictor(content: Path, inputs: Path, out: Path, device: str) -> str:
-    """`toolkit predict`: the bundle's predict.py in a fresh interpreter."""
-    script = content / "predict.py"
-    if not script.is_file():
-        raise ToolkitError(f"{content}: no predict.py in this bundle")
-    cmd = [sys.executable, str(script), str(inputs), str(out), "--device", device]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    sys.stderr.write(proc.stderr)
-    if proc.returncode != 0:
-        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-        raise ToolkitError(lines[-1] if lines else f"predict.py exited {proc.returncode}")
-    return proc.stdout.strip()

@@ -330,7 +330,8 @@ def write_synthetic(
 def add_bad_test_inputs(root: Path, frames: int, seed: int) -> list[tuple[int, str]]:
     """Append to test.csv the videos that must fail alone or degrade gracefully; returns
     (video_id, what) for each: a missing tracking file, renamed columns, one mouse, a body
-    part NaN in every frame, a whitelist that is not a list."""
+    part NaN in every frame, a whitelist that is not a list. Their labels join
+    test_annotation/ and solution.csv, as every test video's do on Kaggle."""
     rng = np.random.default_rng(seed)
     table = pd.read_csv(root / "test.csv")
     lab = LABS[0]
@@ -338,9 +339,9 @@ def add_bad_test_inputs(root: Path, frames: int, seed: int) -> list[tuple[int, s
     cases = [(base + 1, "missing tracking"), (base + 2, "renamed columns"),
              (base + 3, "one mouse"), (base + 4, "nose NaN everywhere"),
              (base + 5, "behaviors_labeled not a list")]  # fmt: skip
-    rows = []
+    rows, labels = [], []
     for video_id, what in cases:
-        pose, _ = simulate(lab, frames, rng)
+        pose, episodes = simulate(lab, frames, rng)
         track = tracking_frame(lab, pose, rng)
         whitelist = list(lab.whitelist)
         row = metadata_row(lab, video_id, frames, whitelist)
@@ -356,5 +357,13 @@ def add_bad_test_inputs(root: Path, frames: int, seed: int) -> list[tuple[int, s
         if what != "missing tracking":
             _write_parquet(path, track)
         rows.append(row)
+        truth = annotation_frame(episodes, whitelist)
+        _write_parquet(root / "test_annotation" / lab.name / f"{video_id}.parquet", truth)
+        labels.append(truth.assign(video_id=video_id, lab_id=lab.name,
+                                   behaviors_labeled=json.dumps(whitelist)))  # fmt: skip
     _write_csv(root / "test.csv", pd.concat([table, pd.DataFrame(rows)], ignore_index=True))
+    solution = pd.read_csv(root / "solution.csv")
+    extra = solution_csv(pd.concat(labels, ignore_index=True))
+    extra["row_id"] += len(solution)
+    _write_csv(root / "solution.csv", pd.concat([solution, extra], ignore_index=True))
     return cases
