@@ -94,21 +94,21 @@ def environment_checks(manifest: dict[str, Any]) -> list[EnvCheck]:
 
 
 def _commit_check(then: str | None, now: str | None) -> EnvCheck:
+    """The bundle's code commit against this checkout's: a different commit differs; an
+    unknown one, or uncommitted changes on either side, is a warning (it cannot be told)."""
+    name = "code commit"
     if then is None or now is None:
-        where = "the bundle's" if then is None else "this checkout's"
-        return EnvCheck("code commit", "warn", f"unknown ({where} commit is not known: not a git "
-                        f"checkout?): cannot tell whether the code matches; bundle {then}, "
-                        f"here {now}")  # fmt: skip
+        unknown = "the bundle's" if then is None else "this checkout's"
+        detail = f"{unknown} commit is unknown (not a git checkout?): cannot tell whether the code"
+        return EnvCheck(name, "warn", f"{detail} matches (bundle {then}, here {now})")
     base_then, base_now = then.removesuffix("-dirty"), now.removesuffix("-dirty")
     if base_then != base_now:
-        return EnvCheck("code commit", "differs", f"{then} in the bundle, {now} here")
-    if then.endswith("-dirty") or now.endswith("-dirty"):
-        who = " and ".join(
-            w for w, c in (("the bundle's", then), ("this checkout", now)) if c.endswith("-dirty")
-        )
-        return EnvCheck("code commit", "warn", f"{base_now}, but {who} had uncommitted changes: "
-                        "the code may differ")  # fmt: skip
-    return EnvCheck("code commit", "ok", now)
+        return EnvCheck(name, "differs", f"{then} in the bundle, {now} here")
+    dirty = [w for w, c in (("the bundle's", then), ("this checkout", now)) if c.endswith("-dirty")]
+    if dirty:
+        detail = f"{base_now}, but {' and '.join(dirty)} had uncommitted changes"
+        return EnvCheck(name, "warn", f"{detail}: the code may differ")
+    return EnvCheck(name, "ok", now)
 
 
 def run_records(manifest: dict[str, Any]) -> list[dict[str, Any]]:
@@ -316,9 +316,8 @@ def reproduce(
     environment = environment_checks(manifest)
     check_data(manifest, settings)
     if workdir is None:
-        workdir = settings.cache_dir / "reproduce" / str(manifest.get("competition", "bundle")) / (
-            str(manifest.get("name", folder.name))
-        )  # fmt: skip
+        competition = str(manifest.get("competition", "bundle"))
+        workdir = settings.cache_dir / "reproduce" / competition / str(manifest.get("name"))
     workdir = prepare_workdir(workdir)
     command = f"toolkit reproduce {folder}"
     rebuilt = rebuild(manifest, settings, workdir, list(overrides), console, command)
