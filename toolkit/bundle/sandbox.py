@@ -27,6 +27,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from toolkit.processes import pid_alive
+
 GUARD = r'''
 """Installed by the toolkit's sandbox: no network, no blocked packages (toolkit/bundle)."""
 import importlib.abc, os, socket, sys
@@ -120,21 +122,11 @@ def sweep_stale(prefix: str = TEMP_PREFIX) -> int:
     removed = 0
     for path in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
         match = re.match(rf"{re.escape(prefix)}(\d+)-", path.name)
-        if match is None or _alive(int(match.group(1))):
+        if match is None or pid_alive(int(match.group(1))):
             continue
         shutil.rmtree(path, ignore_errors=True)
         removed += 1
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass(frozen=True)

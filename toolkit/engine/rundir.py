@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from toolkit.config.recipes import dump_recipe, load_resolved
 from toolkit.config.schema import Recipe
 from toolkit.errors import ToolkitError
 from toolkit.fileio import read_json, write_json, write_text
+from toolkit.processes import pid_alive
 
 
 @dataclass(frozen=True)
@@ -128,13 +128,7 @@ def _alive(status: dict[str, Any]) -> bool:
     pid, host = status.get("pid"), status.get("host")
     if not isinstance(pid, int) or host != socket.gethostname():
         return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_alive(pid)
 
 
 def _now() -> str:

@@ -236,3 +236,21 @@ def bare_trainer(recipe: Recipe, where: Layout, root: Path, max_epochs: int = 10
 def scratch_dir(prefix: str) -> tempfile.TemporaryDirectory:
     """A temporary folder for a tuner's own checkpoints (removed afterwards)."""
     return tempfile.TemporaryDirectory(prefix=f"toolkit-{prefix}-")
+
+
+def scored(
+    prefix: str, metric: Any, datamodule: L.LightningDataModule, y_true: Any, y_pred: Any
+) -> dict[str, Any]:
+    """The metric's name and direction, `<prefix>_<metric>` for these predictions, and the
+    datamodule's trivial baselines (if it has any) scored the same way."""
+    result: dict[str, Any] = {
+        "metric": metric.name,
+        "mode": metric.mode,
+        f"{prefix}_{metric.name}": float(metric.fn(y_true, y_pred)),
+    }
+    baselines = getattr(datamodule, "baselines", None)
+    if baselines is not None:
+        result["baselines"] = {
+            name: float(metric.fn(y_true, pred)) for name, pred in baselines(y_true).items()
+        }
+    return result

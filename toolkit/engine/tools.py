@@ -17,7 +17,7 @@ from toolkit.competitions import get_competition
 from toolkit.config.schema import Recipe
 from toolkit.config.settings import Settings
 from toolkit.engine.rundir import RunDir, recipe_runs_dir
-from toolkit.engine.session import bare_trainer, build_module, layout, scratch_dir
+from toolkit.engine.session import bare_trainer, build_module, layout, scored, scratch_dir
 from toolkit.errors import ToolkitError, TrainingError
 from toolkit.fileio import write_json, write_text
 
@@ -146,21 +146,13 @@ def test_run(
             module, dataloaders=loader, ckpt_path=str(path), verbose=False
         )
     y_true, y_pred = module.last_val_predictions
-    metric = competition.metric
-    result: dict[str, Any] = {
-        "metric": metric.name,
-        "mode": metric.mode,
-        f"test_{metric.name}": float(metric.fn(y_true, y_pred)),
+    result = scored("test", competition.metric, datamodule, y_true, y_pred)
+    result.update({
         "split": split,
         "samples": len(y_true),
         "checkpoint": str(path),
         "data_overrides": data_sets or [],
-    }
-    baselines = getattr(datamodule, "baselines", None)
-    if baselines is not None:
-        result["baselines"] = {
-            name: float(metric.fn(y_true, pred)) for name, pred in baselines(y_true).items()
-        }
+    })  # fmt: skip
     write_json(run.path / "test_metrics.json", result)
     _write_predictions(run.path, y_true, y_pred)
     return result

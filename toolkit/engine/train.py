@@ -31,6 +31,7 @@ from toolkit.engine.session import (
     build_session,
     is_rank_zero,
     layout,
+    scored,
 )
 from toolkit.errors import TrainingError, TrainingInterrupted
 from toolkit.fileio import write_json, write_npy
@@ -266,11 +267,8 @@ def _fit(
     else:
         trainer.validate(module, datamodule=datamodule, ckpt_path=best_path, verbose=False)
     y_true, y_pred = module.last_val_predictions
-    metric = competition.metric
-    metrics: dict[str, Any] = {
-        "metric": metric.name,
-        "mode": metric.mode,
-        f"val_{metric.name}": float(metric.fn(y_true, y_pred)),
+    metrics = scored("val", competition.metric, datamodule, y_true, y_pred)
+    metrics.update({
         "val_samples": len(y_true),
         "epochs_completed": trainer.current_epoch,
         "global_step": trainer.global_step,
@@ -280,7 +278,7 @@ def _fit(
         "processes": where.processes,
         "batch_size": cfg.batch_size,
         "best_checkpoint": best_path,
-    }
+    })  # fmt: skip
     evaluator = session.evaluator
     if evaluator is not None and evaluator.best is not None:
         details = evaluator.best["details"]
@@ -291,11 +289,6 @@ def _fit(
             eval_details={k: v for k, v in details.items() if k != "baselines"},
             eval_baselines=details.get("baselines", {}),
         )
-    baselines = getattr(datamodule, "baselines", None)
-    if baselines is not None:
-        metrics["baselines"] = {
-            name: float(metric.fn(y_true, pred)) for name, pred in baselines(y_true).items()
-        }
     after_training = getattr(competition, "after_training", None)
     if after_training is not None:
         metrics.update(after_training(module.model, datamodule, recipe, run))
