@@ -19,6 +19,7 @@ from toolkit.bundle.manifest import upload_manifest
 from toolkit.config.settings import Settings
 from toolkit.data.fingerprint import DataFingerprint, unreachable
 from toolkit.data.remote import LocalSource
+from toolkit.export.deterministic import scrub_onnx
 from toolkit.export.models import run_onnx, run_torchscript, to_onnx, to_torchscript
 
 HERE = str(Path(__file__).resolve().parent).encode()
@@ -91,6 +92,30 @@ def test_exports_hold_no_call_stack_or_path(tmp_path, writer, runner, name):
     with torch.no_grad():
         expected = Tiny().eval()(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(runner(a, x), expected, atol=1e-6)
+
+
+def test_onnx_loses_memory_addresses_and_keeps_the_rest(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("Min", ["a", "b"], ["y"], name="node_sym_min")
+    for key, value in (("namespace", "hook/sym_min: <function sym_min at 0x7f53441251c0>"),
+                       ("pkg.torch.onnx.stack_trace", 'File "/home/me/m.py", line 3'),
+                       ("pkg.torch.onnx.name_scopes", "['', 'sym_min']")):  # fmt: skip
+        node.metadata_props.add(key=key, value=value)
+    io_ = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [2]) for n in "aby"]
+    graph = helper.make_graph([node], "g", io_[:2], io_[2:])
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    assert scrub_onnx(path) and not scrub_onnx(path)  # changed once, then stable
+    props = {p.key: p.value for p in onnx.load(path).graph.node[0].metadata_props}
+    assert props == {"namespace": "hook/sym_min: <function sym_min>",
+                     "pkg.torch.onnx.name_scopes": "['', 'sym_min']"}  # fmt: skip
+    a, b = np.array([1, 5], np.float32), np.array([3, 2], np.float32)
+    import onnxruntime as ort
+
+    out = ort.InferenceSession(str(path)).run(None, {"a": a, "b": b})[0]
+    assert out.tolist() == [1.0, 2.0]
 
 
 def test_upload_manifest_drops_times_and_local_paths():

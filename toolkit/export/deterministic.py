@@ -3,7 +3,8 @@
 torch writes debugging records into both formats: a TorchScript archive keeps, in each
 `code/*.debug_pkl`, the Python call stack of whatever traced it (absolute source paths, the CLI
 or test runner that called export); an ONNX file from the dynamo exporter keeps each node's
-stack trace (`pkg.torch.onnx.stack_trace`, absolute paths again). The same weights exported
+stack trace (`pkg.torch.onnx.stack_trace`, absolute paths again) and, in its scope names, the
+memory address of functions (`<function sym_min at 0x7f...>`). The same weights exported
 from another checkout or another command would differ byte for byte, and the competition would
 receive our paths. These functions rewrite the files without those records; everything the
 runtime needs (code, constants, weights, graph, shapes) is kept as written.
@@ -33,6 +34,7 @@ from toolkit.fileio import atomic_path
 # Records that hold call stacks and source paths, not anything the runtime executes.
 DEBUG_SUFFIX = ".debug_pkl"
 ONNX_DEBUG_KEYS = frozenset({"pkg.torch.onnx.stack_trace"})
+ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")  # `<function f at 0x7f...>`: differs every process
 SERIALIZATION_ID = ".data/serialization_id"  # recomputed by the writer
 MANGLE = re.compile(r"___torch_mangle_(\d+)")
 
@@ -135,24 +137,32 @@ def scrub_torchscript(path: Path) -> bool:
 
 
 def _scrub_graph(graph) -> int:
-    removed = 0
+    """Drop stack traces and memory addresses from the nodes' metadata (here and in
+    subgraphs); the number of entries changed."""
+    changed = 0
     for node in graph.node:
-        keep = [p for p in node.metadata_props if p.key not in ONNX_DEBUG_KEYS]
-        if len(keep) != len(node.metadata_props):
-            removed += len(node.metadata_props) - len(keep)
-            del node.metadata_props[:]
-            node.metadata_props.extend(keep)
+        keep = []
+        for prop in node.metadata_props:
+            if prop.key in ONNX_DEBUG_KEYS:
+                changed += 1
+                continue
+            value = ADDRESS.sub("", prop.value)
+            changed += value != prop.value
+            keep.append((prop.key, value))
+        del node.metadata_props[:]
+        for key, value in keep:
+            node.metadata_props.add(key=key, value=value)
         for attribute in node.attribute:
             if attribute.HasField("g"):
-                removed += _scrub_graph(attribute.g)
+                changed += _scrub_graph(attribute.g)
             for sub in attribute.graphs:
-                removed += _scrub_graph(sub)
-    return removed
+                changed += _scrub_graph(sub)
+    return changed
 
 
 def scrub_onnx(path: Path) -> bool:
-    """Rewrite an ONNX file without its nodes' stack traces (graph, functions, subgraphs).
-    Returns whether anything was removed."""
+    """Rewrite an ONNX file without its nodes' stack traces and memory addresses (graph,
+    functions, subgraphs). Returns whether anything changed."""
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)
