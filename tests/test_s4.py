@@ -162,12 +162,39 @@ def test_torchscript_and_onnx_match_eager_without_fft(tmp_path, name):
     ts = to_torchscript(model, x, tmp_path / "model.ts")
     graph = traced_code(ts)
     assert "_convolution" in graph and "fft" not in graph and "complex" not in graph
+    assert "einsum" not in graph  # the kernel was computed once, on entering eval mode
     assert np.abs(run_torchscript(ts, x.numpy()) - expected).max() < 1e-5
     if name == "S4D":  # one ONNX export is enough for the suite's time (S4's is in the pipeline)
         onnx = to_onnx(model, x, tmp_path / "model.onnx")
         single = run_onnx(onnx, x[:1].numpy())
         assert np.abs(run_onnx(onnx, x.numpy()) - expected).max() < 1e-5
         assert np.abs(single - expected[:1]).max() < 1e-5
+
+
+def test_eval_mode_freezes_the_kernel_until_training_or_new_weights():
+    model = _tiny("S4D")
+    layer = model.backbone.layers[0]
+    frozen = layer.frozen_weight
+    assert frozen is not None and frozen.shape == (8, 1, 200)
+    assert torch.allclose(frozen[:, 0].flip(-1), layer.kernel(200).detach()[0], atol=1e-5)
+    assert "frozen_weight" not in "".join(model.state_dict())
+    state = {k: v + 0.01 if k.endswith("log_dt") else v for k, v in model.state_dict().items()}
+    model.load_state_dict(state)
+    assert layer.frozen_weight is None  # stale after new weights: computed in the graph again
+    x = torch.randn(2, 129, 200) * 1e-5
+    with torch.no_grad():
+        fft = model(x)
+        layer.export_path = True
+        direct = model(x)
+        model.eval()  # freezes the new weights' kernel
+        assert not torch.equal(layer.frozen_weight, frozen)
+        assert torch.allclose(model(x), fft, atol=1e-6) and torch.allclose(direct, fft, atol=1e-6)
+        short = torch.randn(2, 129, 120) * 1e-5  # another length: the kernel is computed anew
+        layer_out = model(short)
+        layer.export_path = False
+        assert torch.allclose(layer_out, model(short), atol=1e-6)
+    model.train()
+    assert layer.frozen_weight is None
 
 
 def test_ssm_parameters_get_their_own_group():

@@ -34,17 +34,22 @@ class ConstantModel(nn.Module):
         return self.value.expand(x.shape[0], 1).to(x.dtype)
 
 
-def build_state_space(name: str, kwargs: dict[str, Any], n_domains: int = 0) -> nn.Module:
+def build_state_space(
+    name: str, kwargs: dict[str, Any], n_times: int = 200, n_domains: int = 0
+) -> nn.Module:
     """S4 or S4D (s4.py) with the challenge's 129 channels; `n_domains` > 1 adds the DANN head."""
     from toolkit.competitions.eeg2025.s4 import S4Net
 
     reserved = {"kernel": f"model.name ({name})", "n_domains": "data.domain",
-                "n_chans": "the challenge", "n_outputs": "the challenge"}  # fmt: skip
+                "n_chans": "the challenge", "n_outputs": "the challenge",
+                "n_times": "the window length"}  # fmt: skip
     for key in sorted(set(kwargs) & set(reserved)):
         raise RecipeError(f"model.kwargs.{key}: set by {reserved[key]}; drop it")
     args = {**STATE_SPACE_MODELS[name], **kwargs}
     try:
-        return S4Net(n_chans=len(CHANNEL_NAMES), n_outputs=1, n_domains=n_domains, **args)
+        return S4Net(
+            n_chans=len(CHANNEL_NAMES), n_outputs=1, n_times=n_times, n_domains=n_domains, **args
+        )
     except (TypeError, ValueError) as exc:
         raise RecipeError(f"model.kwargs for {name}: {exc}") from None
 
@@ -57,7 +62,7 @@ def build_backbone(
     Only the state-space models carry a domain head; `n_domains` > 1 with another model is
     an error."""
     if name in STATE_SPACE_MODELS:
-        return build_state_space(name, kwargs, n_domains)
+        return build_state_space(name, kwargs, n_times, n_domains)
     if n_domains > 1:
         raise RecipeError(
             f"data.domain needs a model with a domain head ({', '.join(STATE_SPACE_MODELS)}), "

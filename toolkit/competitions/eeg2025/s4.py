@@ -11,6 +11,8 @@ source in a standalone `load.py`. Two kernels:
 Training (and eager inference) computes the kernel with complex tensors and convolves by FFT.
 Traced or exported, the same kernel is computed in real arithmetic (pairs of real tensors) and
 applied as a depthwise `conv1d`, which TorchScript (torch 2.2.2 included) and ONNX both take.
+In eval mode that kernel depends only on the weights, so each layer computes it once on entering
+eval mode: an exported model holds it as a constant conv1d weight.
 """
 
 from __future__ import annotations
@@ -227,23 +229,32 @@ def fft_conv(u: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     return y[..., :L]
 
 
-def direct_conv(u: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """The same convolution as `fft_conv`, as one depthwise conv1d (exports everywhere; its
-    own symmetric padding, then a slice, so no separate pad op enters the graph)."""
+def conv_weight(k: torch.Tensor) -> torch.Tensor:
+    """The depthwise conv1d weight (H, 1, L or 2L) of a kernel (channels, H, L)."""
+    weight = k[0].flip(-1) if k.shape[0] == 1 else torch.cat([k[0].flip(-1), k[1]], -1)
+    return weight.unsqueeze(1)
+
+
+def apply_conv(u: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """y = K * u as one depthwise conv1d, causal (weight of length L) or bidirectional (2L).
+    conv1d's own symmetric padding, then a slice: no separate pad op enters the graph."""
     H, L = u.shape[1], u.shape[-1]
-    if k.shape[0] == 1:  # causal: L - 1 zeros on the left
-        y = F.conv1d(u, k[0].flip(-1).unsqueeze(1), padding=L - 1, groups=H)
-        return y[..., :L]
-    weight = torch.cat([k[0].flip(-1), k[1]], -1)  # L - 1 zeros left, L right
-    y = F.conv1d(u, weight.unsqueeze(1), padding=L, groups=H)
-    return y[..., 1 : L + 1]
+    if weight.shape[-1] == L:  # causal: L - 1 zeros on the left
+        return F.conv1d(u, weight, padding=L - 1, groups=H)[..., :L]
+    return F.conv1d(u, weight, padding=L, groups=H)[..., 1 : L + 1]  # L - 1 left, L right
+
+
+def direct_conv(u: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """The same convolution as `fft_conv`, as one depthwise conv1d (exports everywhere)."""
+    return apply_conv(u, conv_weight(k))
 
 
 class S4Layer(nn.Module):
     """y = GLU(W GELU(K * u + D u)): the S4 layer (kernel, skip, activation, mixing)."""
 
     def __init__(self, d_model: int, d_state: int, kernel: str, init: str, discretization: str,
-                 bidirectional: bool, dropout: float, dt_min: float, dt_max: float):  # fmt: skip
+                 bidirectional: bool, dropout: float, dt_min: float, dt_max: float,
+                 n_times: int = 0):  # fmt: skip
         super().__init__()
         channels = 2 if bidirectional else 1
         self.kernel = SSMKernel(
@@ -253,11 +264,33 @@ class S4Layer(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.mix = nn.Conv1d(d_model, 2 * d_model, 1)
         self.export_path = False  # force the real-arithmetic + conv1d path (tests, benchmarks)
+        self.n_times = n_times
+        # In eval mode the kernel depends on nothing but the weights: it is computed once (real
+        # arithmetic) when the layer enters eval mode and kept as the conv1d weight, so a trace
+        # or an export holds one constant and a convolution. Dropped in training mode and
+        # whenever weights are loaded.
+        self.register_buffer("frozen_weight", None, persistent=False)
+        self._register_load_state_dict_pre_hook(self._unfreeze)
+
+    def _unfreeze(self, *args, **kwargs) -> None:
+        self.frozen_weight = None
+
+    def train(self, mode: bool = True) -> S4Layer:
+        super().train(mode)
+        self.frozen_weight = None
+        if not mode and self.n_times:
+            with torch.no_grad():
+                self.frozen_weight = conv_weight(self.kernel(self.n_times, real=True))
+        return self
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         L = u.shape[-1]
         if self.export_path or exporting():
-            y = direct_conv(u, self.kernel(L, real=True))
+            frozen = self.frozen_weight
+            if frozen is not None and not self.training and self.n_times == L:
+                y = apply_conv(u, frozen)
+            else:
+                y = direct_conv(u, self.kernel(L, real=True))
         else:  # FFTs and complex numbers in float32, also under mixed precision
             with torch.autocast(u.device.type, enabled=False):
                 y = fft_conv(u.float(), self.kernel(L)).to(u.dtype)
@@ -316,6 +349,7 @@ class S4Net(nn.Module):
         self,
         n_chans: int = 129,
         n_outputs: int = 1,
+        n_times: int = 200,
         d_model: int = 128,
         n_layers: int = 4,
         d_state: int = 64,
@@ -340,7 +374,7 @@ class S4Net(nn.Module):
         self.encoder = nn.Conv1d(n_chans, d_model, 1)
         self.norms = nn.ModuleList(nn.LayerNorm(d_model) for _ in range(n_layers))
         layer_args = (d_model, d_state, kernel, init, discretization, bidirectional, dropout,
-                      dt_min, dt_max)  # fmt: skip
+                      dt_min, dt_max, n_times)  # fmt: skip
         self.layers = nn.ModuleList(S4Layer(*layer_args) for _ in range(n_layers))
         self.dropout = nn.Dropout(dropout)
         self.pool = AttentionPool(d_model, n_heads)
