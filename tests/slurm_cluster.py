@@ -111,13 +111,13 @@ class Cluster:
 
     def stop(self) -> None:
         """`scontrol shutdown`, then end what is left of the daemons this process started."""
-        self.run("scontrol", "shutdown", check=False)
+        self.run("scontrol", "shutdown", check=False)  # slurmctld and slurmd; munged stays
         for name in reversed(DAEMONS):
             proc = self.processes.get(name)
             if proc is None:
                 continue
             try:
-                proc.wait(timeout=10)
+                proc.wait(timeout=0.1 if name == "munged" else 15)
             except subprocess.TimeoutExpired:
                 proc.send_signal(signal.SIGTERM)
                 try:
@@ -125,9 +125,6 @@ class Cluster:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
-        # job steps that outlived slurmd (slurmstepd forks) would keep the folder busy
-        for pid_file in (self.root / "slurmd.pid", self.root / "slurmctld.pid"):
-            pid_file.unlink(missing_ok=True)
 
 
 def start_cluster(root: Path, cpus: int = 2, timeout: float = 60.0) -> Cluster:
