@@ -45,7 +45,8 @@ def test_bundle_both_challenges_from_a_run_and_a_recipe(smoke_root: Toolkit):
     assert result.exit_code == 0, result.output
     bundle = smoke_root.root / "submissions" / "eeg2025" / "combined"
     manifest = _manifest(bundle)
-    assert manifest["challenges"]["1"]["run"] == str(c1_run)
+    beside = json.loads((bundle / "manifest.json").read_text())  # the full record, with paths
+    assert beside["challenges"]["1"]["run"] == str(c1_run)
     assert manifest["challenges"]["2"]["kind"] == "model"
     assert manifest["challenges"]["2"]["recipe"] == C2
     assert manifest["recipes"] == {"1": C1, "2": C2}

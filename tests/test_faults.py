@@ -342,4 +342,4 @@ def test_bundling_an_unfinished_run_is_refused_unless_allowed(toolkit):
     assert result.exit_code == 0, result.output
     bundle = next((toolkit.root / "submissions" / "eeg2025").iterdir())
     manifest = json.loads((bundle / "manifest.json").read_text())
-    assert manifest["unfinished_runs"] == {run.name: "interrupted (SIGTERM)"}
+    assert manifest["unfinished_runs"] == {RECIPE: "interrupted (SIGTERM)"}

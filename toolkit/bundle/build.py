@@ -40,10 +40,10 @@ def bundle_runs(
         state = status.get("state", "unknown")
         if state != "trained":
             why = status.get("error") or status.get("signal") or status.get("reason") or ""
-            unfinished[run.path.name] = f"{state}{f' ({why})' if why else ''}"
+            unfinished[run.recipe().name] = f"{state}{f' ({why})' if why else ''}"
             if not allow_unfinished:
                 raise ToolkitError(
-                    f"{run.path}: training is {unfinished[run.path.name]}, not finished; "
+                    f"{run.path}: training is {unfinished[run.recipe().name]}, not finished; "
                     "resume it (`--resume`) or bundle it anyway with --allow-unfinished"
                 )
         if not (run.export_dir / "parity.json").is_file():
