@@ -29,7 +29,7 @@ import torch
 from toolkit.competitions.mabe.evaluate import safe_score
 from toolkit.competitions.mabe.model import TemporalNet
 from toolkit.competitions.mabe.standalone import PAIR_FEATURES
-from toolkit.competitions.mabe.submission import PREDICTOR
+from toolkit.competitions.mabe.submission import PREDICTOR, test_baseline
 from toolkit.competitions.mabe.synth import LABEL_FPS, write_synthetic
 from toolkit.export.models import to_onnx
 
@@ -90,7 +90,8 @@ def main() -> None:
         streams = int(sum(len(json.loads(b)) for b in test["behaviors_labeled"]))
         print(f"synthetic test split: {len(test)} videos, {frames:,} frames at 30 fps, "
               f"{streams} whitelisted (agent, target, action) entries")  # fmt: skip
-        print(f"\n{'model':<44}{'seconds':>9}{'frames/s':>10}{'hidden set':>12}{'10x fits 9 h':>14}")
+        print(f"\n{'model':<44}{'seconds':>9}{'frames/s':>10}{'hidden set':>12}"
+              f"{'10x fits 9 h':>14}")  # fmt: skip
         sizes = {
             "pair-tcn full (128 wide, 7 blocks, GRU)": (
                 {"width": 128, "layers": 7, "gru": True}, 256, 128),
@@ -114,8 +115,6 @@ def main() -> None:
         print(f"\nsynthetic test score ({bundle.name}; the split above, then verify's split):")
         print(f"{'':<34}{'this split':>12}{'verify split':>14}")
         print(f"{'nothing predicted':<34}{0.0:>12.4f}{expected['baselines']['nothing']:>14.4f}")
-        from toolkit.competitions.mabe.submission import test_baseline
-
         spec = json.loads((content / "model.json").read_text())
         frequent = test_baseline(data, spec, solution)
         print(f"{'most frequent whitelisted action':<34}{frequent:>12.4f}"

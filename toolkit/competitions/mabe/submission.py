@@ -73,6 +73,16 @@ def _member_models(run: RunDir, content: Path, atol: float) -> tuple[dict[str, s
     return models, thresholds
 
 
+def kaggle_metadata(slug: str) -> dict[str, Any]:
+    """dataset-metadata.json: the unzipped bundle is a Kaggle dataset (`kaggle datasets create
+    -p FOLDER` after setting your user name in `id`), attached to the offline notebook."""
+    return {
+        "title": f"MABe bundle {slug}"[:50],
+        "id": f"KAGGLE_USERNAME/mabe-{slug}"[:60],
+        "licenses": [{"name": "CC0-1.0"}],
+    }
+
+
 def reference_split(folder: Path, frames: int) -> tuple[Path, list[tuple[int, str]]]:
     """A fresh synthetic test split (one video per lab) plus the bad-input videos."""
     data = folder / "data"
@@ -117,6 +127,7 @@ def write_mabe_bundle(runs: list[RunDir], content: Path, reference: Path) -> dic
     write_json(content / "model.json", spec)
     write_json(content / "postprocess.json", post)
     shutil.copyfile(PREDICTOR, content / "predict.py")
+    write_json(content / "dataset-metadata.json", kaggle_metadata(recipe.slug))
 
     reference.mkdir(parents=True, exist_ok=True)
     data, cases = reference_split(reference, recipe.data.synthetic.frames)
