@@ -213,3 +213,16 @@ def test_a_killed_trial_is_failed_and_retried_with_its_parameters(toolkit):
     assert retried.params == pytest.approx(params)
     assert retried.system_attrs["failed_trial"] == killed.number
     assert _trial_params(folder / "trial-1")["train.lr"] == pytest.approx(params["train.lr"])
+
+
+def test_hpo_help_lists_search_and_show(toolkit):
+    result = toolkit("hpo", "--help")
+    assert result.exit_code == 0 and "search" in result.output and "show" in result.output
+    for args in (("hpo", "show", "--help"), ("hpo", RECIPE, "--help")):
+        result = toolkit(*args)
+        assert result.exit_code == 0 and "Usage" in result.output, args
+    assert "--pruning" in toolkit("hpo", RECIPE, "--help").output
+
+
+def test_show_of_an_unknown_study_is_one_line(toolkit):
+    assert "no study 'nope'" in error_line(toolkit("hpo", "show", "nope"))
