@@ -13,7 +13,7 @@ from pathlib import Path
 from toolkit.config.recipes import find_recipe, resolve_recipe
 from toolkit.config.schema import Recipe
 from toolkit.config.settings import Settings
-from toolkit.engine.rundir import RunDir, new_run_dir
+from toolkit.engine.rundir import new_run_dir
 from toolkit.errors import ToolkitError
 from toolkit.fileio import write_text
 from toolkit.slurm.resources import Resources
@@ -271,8 +271,3 @@ def _array_folder(runs_dir: Path) -> Path:
         except FileExistsError:
             continue
     raise ToolkitError(f"{base}: cannot create a new folder")
-
-
-def run_folders(plan: Plan) -> list[RunDir]:
-    """Every run folder the plan's tasks train in."""
-    return [RunDir(t.run_dir) for job in plan.jobs for t in job.tasks]
