@@ -524,9 +524,9 @@ def predict_video(
     for agent, target in names:
         a = mouse_index(agent)
         b = a if target == "self" else mouse_index(target)
-        if a + 1 not in tracked or b + 1 not in tracked or not (0 <= a < MAX_MICE > b >= 0):
-            warn(f"{where}: {agent if a + 1 not in tracked else target} has no tracking; "
-                 f"no predictions for {agent},{target}")  # fmt: skip
+        absent = [name for name, m in ((agent, a), (target, b)) if m + 1 not in tracked]
+        if absent:  # (tracking only holds mice 1-4: pose_array drops the others)
+            warn(f"{where}: {absent[0]} has no tracking; no predictions for {agent},{target}")
             continue
         streams.append((a, b))
         kept.append((agent, target))
