@@ -15,7 +15,7 @@ from rich.logging import RichHandler
 from rich.markup import escape
 
 from toolkit.config.settings import Settings, get_settings
-from toolkit.engine.interrupts import SignalInterrupt
+from toolkit.engine.interrupts import SignalInterrupt, requeue_slurm_job
 from toolkit.errors import ToolkitError
 from toolkit.logs import quiet_libraries
 
@@ -90,7 +90,9 @@ def cli_errors() -> Iterator[None]:
         err_console.print("[bold red]interrupted[/]")
         raise typer.Exit(130) from None
     except SignalInterrupt as stop:
-        err_console.print(f"[bold red]interrupted:[/] {stop}; temporary files were removed")
+        requeued = requeue_slurm_job() if stop.name == "SIGUSR1" else None
+        again = f"; SLURM job {requeued} requeued" if requeued else ""
+        err_console.print(f"[bold red]interrupted:[/] {stop}; temporary files were removed{again}")
         raise typer.Exit(128 + stop.signum) from None
     except OSError as exc:
         line = os_error_line(exc)

@@ -16,6 +16,7 @@ from rich.table import Table
 from toolkit.cli.common import cli_errors, command_line, console, settings_from
 from toolkit.config.recipes import resolve_recipe
 from toolkit.config.settings import Settings
+from toolkit.engine.interrupts import signals_raise
 from toolkit.engine.rundir import RunDir, latest_resumable
 from toolkit.errors import ToolkitError, TrainingError, VerifyError
 
@@ -101,7 +102,9 @@ def _train(
     if recipe.ensemble is not None:
         from toolkit.engine.ensemble import train_ensemble
 
-        run = train_ensemble(recipe, settings, command=command, resume=resume, console=console)
+        target = RunDir(run_dir.expanduser().resolve()) if run_dir is not None else None
+        run = train_ensemble(recipe, settings, command=command, console=console,
+                             resume=resume or target is not None, run=target)  # fmt: skip
         members = len(run.metrics()["members"])
         _report(run, f"ensemble [bold]{run.path}[/] of {members} members", "validated_on")
         return run
@@ -197,7 +200,6 @@ def _verify(
     require_isolation: bool = False,
 ) -> bool:
     from toolkit.bundle.verify import DEFAULT_TIMEOUT, verify_bundle
-    from toolkit.engine.interrupts import signals_raise
 
     with signals_raise():  # a SIGTERM still removes the temporary folders and the sandbox
         report = verify_bundle(
@@ -285,7 +287,9 @@ def run_cmd(
                 raise ToolkitError("--run-dir and --debug take one recipe")
             _run_several(ctx, names, devices, set_ or [], smoke, resume, device)
         return
-    with cli_errors(), _debug_folder(ctx, debug):
+    # signals_raise: a stop signal during export, bundle or verify ends cleanly (and under
+    # SLURM requeues the job, which then goes on from the finished run).
+    with cli_errors(), signals_raise(), _debug_folder(ctx, debug):
         name = names[0]
         settings = settings_from(ctx)
         run = _train(ctx, name, set_ or [], smoke, resume, debug, auto_batch_size, run_dir)
@@ -350,7 +354,7 @@ def train_cmd(
     run_dir: RunDirOpt = None,
 ) -> None:
     """Train a recipe into runs/<recipe>/<run-id>/ (checkpoints, history, metrics)."""
-    with cli_errors(), _debug_folder(ctx, debug):
+    with cli_errors(), signals_raise(), _debug_folder(ctx, debug):
         _train(ctx, name, set_ or [], smoke, resume, debug, auto_batch_size, run_dir)
 
 

@@ -62,13 +62,24 @@ def finished_run(settings: Settings, recipe: Recipe) -> RunDir | None:
 
 
 def train_ensemble(
-    recipe: Recipe, settings: Settings, *, command: str, resume: bool, console: Console
+    recipe: Recipe,
+    settings: Settings,
+    *,
+    command: str,
+    resume: bool,
+    console: Console,
+    run: RunDir | None = None,
 ) -> RunDir:
     """Train or reuse every member, then write the ensemble's run folder (members.json,
-    data_stats.json, reference inputs, metrics.json)."""
+    data_stats.json, reference inputs, metrics.json): `run` when given (a batch job's fixed
+    folder; returned as it is when it already holds the finished ensemble), else a new one."""
     from toolkit.engine.train import train
 
     assert recipe.ensemble is not None
+    if run is not None and run.status().get("state") == "trained" and run.metrics_file.is_file():
+        console.print(f"{run.path}: already trained")
+        return run
+    target = run
     members: list[tuple[str, RunDir]] = []
     for member in recipe.ensemble.members:
         sub = member_recipe(recipe, member)
@@ -84,7 +95,7 @@ def train_ensemble(
                         resume=previous, console=console)  # fmt: skip
         members.append((member.name, run))
 
-    run = new_run_dir(settings.runs_dir, recipe)
+    run = target or new_run_dir(settings.runs_dir, recipe)
     run.save_recipe(recipe, command)
     first = members[0][1]
     write_json(run.stats_file, {**first.stats(), "ensemble_of": [n for n, _ in members]})

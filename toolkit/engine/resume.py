@@ -13,7 +13,6 @@ stopped (loop position, random states, loaders mid-epoch), and a signal stops at
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 from pathlib import Path
@@ -23,6 +22,8 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Checkpoint
+
+from toolkit.engine.interrupts import stop_signals
 
 
 class StopRequested(Exception):
@@ -82,15 +83,8 @@ class ResumePoint(Checkpoint):
             raise KeyboardInterrupt
         self.received = signal.Signals(signum).name
 
-    @staticmethod
-    def signals() -> tuple[signal.Signals, ...]:
-        """SIGTERM and SIGINT; under SLURM also SIGUSR1 (`#SBATCH --signal=SIGUSR1@90`: the
-        warning before the time limit or a preemption, after which the job is requeued)."""
-        extra = (signal.SIGUSR1,) if os.environ.get("SLURM_JOB_ID") else ()
-        return (signal.SIGTERM, signal.SIGINT, *extra)
-
     def install(self) -> None:
-        for sig in self.signals():
+        for sig in stop_signals():
             self._previous[sig] = signal.signal(sig, self._handle)
 
     def restore(self) -> None:
@@ -101,7 +95,7 @@ class ResumePoint(Checkpoint):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Just before training, Lightning wraps SIGTERM with a handler that exits at the next
         # batch without a checkpoint (status 0); take the signals back so this callback decides.
-        for sig in self.signals():
+        for sig in stop_signals():
             signal.signal(sig, self._handle)
 
     # -- saving ----------------------------------------------------------------------------

@@ -7,7 +7,6 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +19,7 @@ from rich.console import Console
 from toolkit.competitions import get_competition
 from toolkit.config.schema import Recipe
 from toolkit.config.settings import Settings
-from toolkit.engine.interrupts import SignalInterrupt, signals_raise
+from toolkit.engine.interrupts import SignalInterrupt, requeue_slurm_job, signals_raise
 from toolkit.engine.resume import StopRequested
 from toolkit.engine.rundir import RunDir, new_run_dir
 from toolkit.engine.session import (
@@ -110,7 +109,10 @@ def train(
                         console, extra_callbacks, resume_hint, phase, debug, status)  # fmt: skip
     except (SignalInterrupt, KeyboardInterrupt) as stop:
         name = stop.name if isinstance(stop, SignalInterrupt) else "SIGINT"
-        status("interrupted", signal=name, during=phase[0])
+        requeued = requeue_slurm_job() if name == "SIGUSR1" and writer else None
+        status("interrupted", signal=name, during=phase[0], requeued=requeued)
+        if requeued:
+            resume_hint = f"SLURM job {requeued} was requeued and starts again"
         keep = (
             "finished cache entries are kept"
             if phase[0] == "data preparation"
@@ -295,17 +297,6 @@ def _fit(
     write_json(run.metrics_file, metrics)
     status("trained", stopped_by=reason, epoch=trainer.current_epoch, step=trainer.global_step)
     return run
-
-
-def requeue_slurm_job() -> str | None:
-    """`scontrol requeue` this SLURM job (after SIGUSR1: its time is nearly up or it is being
-    preempted); the requeued job resumes from last.ckpt. Returns the job id, or None."""
-    job_id = os.environ.get("SLURM_JOB_ID")  # an array task's own id too
-    scontrol = shutil.which("scontrol")
-    if not job_id or scontrol is None:
-        return None
-    done = subprocess.run([scontrol, "requeue", job_id], capture_output=True, text=True)
-    return job_id if done.returncode == 0 else None
 
 
 def check_checkpoint(path: Path) -> None:
