@@ -188,3 +188,24 @@ def test_one_model_per_lab_ensemble_bundles_a_model_per_lab(toolkit):
     assert set(spec["models"].values()) <= names
     assert {"SynthMARS", "SynthHRnet"} <= set(post["thresholds"])
     assert spec["outputs"] == ["chase", "mount", "rear", "sniff"]  # one output space for all
+
+
+def test_predict_py_never_writes_an_empty_submission(unpacked, fresh_split, tmp_path):
+    data, _ = fresh_split
+    root = shutil.copytree(data, tmp_path / "data")
+    shutil.rmtree(root / "test_tracking")  # every video fails: nothing is written
+    out = tmp_path / "submission.csv"
+    result = Sandbox(blocked=BLOCKED, timeout=120).run(
+        unpacked / "predict.py", [str(root), str(out)]
+    )
+    assert result.returncode == 2 and not out.exists()
+    assert "every video of" in result.stderr.strip().splitlines()[-1]
+    # a model that predicts nothing still leaves the metric one valid row to accept
+    spec = __import__("json").loads((unpacked / "model.json").read_text())
+    post = {"threshold": 2.0, "thresholds": {}}  # above any probability
+    from toolkit.competitions.mabe.standalone import onnx_forward, predict_all
+
+    sub, failed = predict_all(data, {"*": onnx_forward(unpacked / "model.onnx", "cpu")}, spec,
+                              post, lambda m: None)  # fmt: skip
+    assert len(sub) == 1 and sub["stop_frame"].iloc[0] - sub["start_frame"].iloc[0] == 1
+    assert len(failed) == 3
