@@ -226,3 +226,13 @@ def test_hpo_help_lists_search_and_show(toolkit):
 
 def test_show_of_an_unknown_study_is_one_line(toolkit):
     assert "no study 'nope'" in error_line(toolkit("hpo", "show", "nope"))
+
+
+@pytest.mark.slow
+def test_a_metric_training_does_not_log_stops_the_search_in_one_line(toolkit):
+    result = toolkit("hpo", RECIPE, "--smoke", "--metric", "val/mae", "--trials", "2")
+    line = error_line(result)
+    assert "--metric val_mae: not logged by this recipe (logged: val_loss, val_nrmse" in line
+    assert "Traceback" not in result.output
+    folder = toolkit.root / STUDY
+    assert sorted(p.name for p in folder.glob("trial-*")) == ["trial-0"]  # no second trial

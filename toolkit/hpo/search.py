@@ -312,8 +312,10 @@ def finished_trials(study: optuna.Study) -> int:
 
 def run_search(plan: SearchPlan, settings: Settings, console: Console) -> optuna.Study:
     """Run (or continue) the study until it holds `plan.trials` finished trials."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.getLogger("optuna").setLevel(logging.WARNING)
+    # Trials report their own outcome (one line each); Optuna's own warnings would repeat a
+    # failure with its traceback before the CLI's one line.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    logging.getLogger("optuna").setLevel(logging.ERROR)
     storage = open_storage_url(plan.storage, plan.hpo)
     study = open_study(plan, storage, settings.seed)
     plan.folder.mkdir(parents=True, exist_ok=True)
