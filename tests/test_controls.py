@@ -156,3 +156,11 @@ def test_several_recipes_at_once_each_on_its_device_with_its_own_log(toolkit):
 
     bad = toolkit("run", RECIPE, "arc/seed-7h", "--smoke", "--devices", "0")
     assert bad.exit_code == 2 and "1 device(s) for 2 recipe(s)" in bad.output
+
+
+def test_checkpoints_every_n_epochs_are_kept_beside_last_and_best(toolkit):
+    result = toolkit("train", RECIPE, "--smoke", "--set", "train.epochs=4",
+                     "--set", "train.checkpoint_every_n_epochs=2")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in (only_run(toolkit.root, RECIPE) / "checkpoints").iterdir())
+    assert names == ["best.ckpt", "epoch-1.ckpt", "epoch-3.ckpt", "last.ckpt"]

@@ -50,6 +50,9 @@ class TrainConfig(StrictModel):
     )
     time_budget: Duration | None = None
     checkpoint_every: Duration | None = None
+    checkpoint_every_n_epochs: int | None = Field(
+        None, ge=1, description="also keep checkpoints/epoch-N.ckpt every N epochs"
+    )
     seed: int | None = None
     deterministic: bool = True
     devices: int | None = Field(

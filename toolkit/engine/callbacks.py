@@ -237,6 +237,9 @@ class HistoryWriter(L.Callback):
             "lr": lr,
             "seconds": round(time.monotonic() - self._epoch_start, 3),
         }
+        for key, value in metrics.items():  # auxiliary losses (e.g. a domain head's)
+            if key.startswith("train_") and key.endswith("_loss") and key not in row:
+                row[key] = _scalar(value)
         if self.throughput is not None and self.throughput.samples_per_second is not None:
             row["samples_per_s"] = round(self.throughput.samples_per_second, 2)
         if self.evaluator is not None:
@@ -246,7 +249,8 @@ class HistoryWriter(L.Callback):
             return  # under DDP, rank 0 writes the history
         write_json(self.run.history_json, self.rows)
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(row))
+        columns = list(dict.fromkeys(key for r in self.rows for key in r))  # every row's keys
+        writer = csv.DictWriter(buf, fieldnames=columns)
         writer.writeheader()
         writer.writerows(self.rows)
         write_text(self.run.history_csv, buf.getvalue())

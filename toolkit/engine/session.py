@@ -171,6 +171,18 @@ def build_session(
                 enable_version_counter=False,
             )
         )
+    if cfg.checkpoint_every_n_epochs is not None:
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=run.checkpoints,
+                filename="epoch-{epoch}",
+                auto_insert_metric_name=False,
+                every_n_epochs=cfg.checkpoint_every_n_epochs,
+                save_top_k=-1,
+                save_on_train_epoch_end=True,
+                enable_version_counter=False,
+            )
+        )
     early = None
     if cfg.early_stopping_patience is not None:
         early = EarlyStopping(monitor="val_score", mode=mode, patience=cfg.early_stopping_patience)
