@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from tests.conftest import DATA
-from toolkit.competitions.arc.evaluate import TorchDecoder, torch_forward
+from toolkit.competitions.arc.evaluate import TorchDecoder
 from toolkit.competitions.arc.model import ARCTransformer, grid_positions
 from toolkit.competitions.arc.score import SubmissionError, check_submission, score_submission
 from toolkit.competitions.arc.standalone import (
@@ -37,6 +37,7 @@ from toolkit.competitions.arc.standalone import (
 )
 from toolkit.competitions.arc.tasks import read_challenges, read_folder, read_tasks
 from toolkit.errors import DataError
+from toolkit.export.models import numpy_forward
 
 ARC = DATA / "arc"
 
@@ -196,7 +197,7 @@ def test_cached_decoding_matches_the_full_model_over_padded_rows():
     """decode (left padding, key/value cache, rows leaving the batch) == forward's last logits."""
     torch.manual_seed(0)
     model = ARCTransformer(width=32, layers=2, heads=4, max_len=128).eval()
-    forward, decoder = torch_forward(model), TorchDecoder(model)
+    forward, decoder = numpy_forward(model), TorchDecoder(model)
     grid = np.arange(6).reshape(2, 3)
     seqs = [prompt_tokens([(grid, grid)] * n, grid[:1]) for n in (1, 3, 2)]
     history = left_padded(seqs)

@@ -107,3 +107,18 @@ def parity(
         for out in (batched, single)
     )
     return {"file": path.name, "ok": ok, "max_abs_error": errors, "atol": atol, "rtol": rtol}
+
+
+def numpy_forward(model: nn.Module):
+    """The eager model as a numpy function (array in, float32 array out, no gradients, on the
+    model's device): what a bundle's standalone code calls its onnxruntime session through, so
+    training-time evaluation can run that same code on the eager model."""
+    device = next(model.parameters()).device
+
+    def forward(x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            batch = torch.from_numpy(np.ascontiguousarray(x)).to(device)
+            return model(batch).float().cpu().numpy()
+
+    return forward
+

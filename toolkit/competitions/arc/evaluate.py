@@ -13,21 +13,10 @@ from torch import nn
 from toolkit.competitions.arc.config import DecodeConfig
 from toolkit.competitions.arc.model import ARCTransformer
 from toolkit.competitions.arc.score import score_submission
-from toolkit.competitions.arc.standalone import Forward, predict_all
+from toolkit.competitions.arc.standalone import predict_all
 from toolkit.competitions.arc.tasks import Task
 from toolkit.competitions.protocol import EvalResult
-
-
-def torch_forward(model: nn.Module) -> Forward:
-    """The eager model as the predictor's Forward (tokens (B, T) -> logits, numpy)."""
-    device = next(model.parameters()).device
-
-    def forward(tokens: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(tokens)).to(device)
-            return model(x).float().cpu().numpy()
-
-    return forward
+from toolkit.export.models import numpy_forward
 
 
 class TorchDecoder:
@@ -71,7 +60,7 @@ def evaluate_tasks(
     started = time.monotonic()
     try:
         submission, failures = predict_all(
-            torch_forward(model), challenges, task_seconds=cfg.task_seconds, max_len=max_len,
+            numpy_forward(model), challenges, task_seconds=cfg.task_seconds, max_len=max_len,
             n_views=cfg.views, rank=cfg.rank, warn=lambda message: None,
             decoder=TorchDecoder(model) if isinstance(model, ARCTransformer) else None,
         )  # fmt: skip

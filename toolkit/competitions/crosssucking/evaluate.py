@@ -9,27 +9,16 @@ import logging
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
 from toolkit.competitions.crosssucking.events import ClipEvent
 from toolkit.competitions.crosssucking.metrics import binary_report, confounding
-from toolkit.competitions.crosssucking.standalone import LABELS, Forward, tail_probabilities
+from toolkit.competitions.crosssucking.standalone import LABELS, tail_probabilities
 from toolkit.competitions.protocol import EvalResult
+from toolkit.export.models import numpy_forward
 from toolkit.fileio import atomic_path, write_json
 
 log = logging.getLogger(__name__)
-
-
-def torch_forward(model: nn.Module) -> Forward:
-    """The eager model as predict.py's Forward (numpy in, numpy logits out)."""
-    device = next(model.parameters()).device
-
-    def forward(x: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return model(torch.from_numpy(x).to(device)).float().cpu().numpy()
-
-    return forward
 
 
 def event_probabilities(model: nn.Module, datamodule, events: list[ClipEvent]) -> np.ndarray:
@@ -39,7 +28,7 @@ def event_probabilities(model: nn.Module, datamodule, events: list[ClipEvent]) -
     model.eval()
     try:
         clip_sets = (datamodule.clips(e, tta.clips_per_event) for e in events)
-        probs = tail_probabilities(torch_forward(model), clip_sets, tta.aggregation, tta.batch_size)
+        probs = tail_probabilities(numpy_forward(model), clip_sets, tta.aggregation, tta.batch_size)
     finally:
         model.train(was_training)
     return np.array(probs)

@@ -53,7 +53,7 @@ def write_reference(reference: Path) -> Path:
 
 def eager_probabilities(run: RunDir, manifest: Path, settings: dict[str, Any]) -> np.ndarray:
     """The trained torch model's TTA P(tail) on the manifest's decodable events."""
-    from toolkit.competitions.crosssucking.evaluate import torch_forward
+    from toolkit.export.models import numpy_forward
     from toolkit.export.run import trained_model
 
     events, _ = read_manifest(manifest, require_label=False)
@@ -63,7 +63,7 @@ def eager_probabilities(run: RunDir, manifest: Path, settings: dict[str, Any]) -
     clip_sets = [
         event_clips(frames, settings, settings["clips_per_event"]) for _, frames in decoded
     ]
-    forward = torch_forward(trained_model(run))
+    forward = numpy_forward(trained_model(run))
     return np.array(
         tail_probabilities(forward, clip_sets, settings["aggregation"], settings["batch_size"])
     )

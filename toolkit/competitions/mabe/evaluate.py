@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 from torch import nn
 
 from toolkit.competitions.mabe.config import MABeData
@@ -24,21 +23,11 @@ from toolkit.competitions.mabe.standalone import (
     whitelist_streams,
 )
 from toolkit.competitions.protocol import EvalResult
+from toolkit.export.models import numpy_forward
 from toolkit.fileio import read_json, write_json
 
 POSTPROCESS = "postprocess.json"
 GRID = {"smooth": (1, 5, 11), "max_gap": (0, 6), "min_duration": (1, 5, 10)}
-
-
-def torch_forward(model: nn.Module) -> Forward:
-    """The eager model as a Forward (numpy in, numpy out, no gradients)."""
-    device = next(model.parameters()).device
-
-    def forward(x: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return model(torch.from_numpy(x).to(device)).float().cpu().numpy()
-
-    return forward
 
 
 def model_spec(stats: dict[str, Any]) -> dict[str, Any]:
@@ -114,7 +103,7 @@ def evaluate_model(model: nn.Module, datamodule, recipe) -> EvalResult:
     was_training = model.training
     model.eval()
     spec = model_spec(datamodule.stats)
-    probs = video_probabilities(torch_forward(model), datamodule.val_videos, spec)
+    probs = video_probabilities(numpy_forward(model), datamodule.val_videos, spec)
     model.train(was_training)
     sub = submission(datamodule.val_videos, probs, spec, default_post(recipe.data))
     result = safe_score(datamodule.solution, sub)
@@ -178,7 +167,7 @@ def after_training(model: nn.Module, datamodule, recipe, run) -> dict[str, Any]:
     model.eval()
     spec = model_spec(datamodule.stats)
     videos = datamodule.val_videos
-    probs = video_probabilities(torch_forward(model), videos, spec)
+    probs = video_probabilities(numpy_forward(model), videos, spec)
     start = default_post(recipe.data)
     if recipe.data.postprocess.tune:
         post, report = tune(videos, probs, datamodule.val_set.targets, spec,
