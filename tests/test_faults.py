@@ -235,6 +235,21 @@ def test_a_full_disk_names_the_folder_and_the_run_says_failed(toolkit, small_dis
     assert not list(run.rglob("*.tmp"))
 
 
+def test_a_full_cache_disk_names_the_cache_folder_and_keeps_nothing_half_written(
+    toolkit, small_disk
+):
+    toolkit.env["TOOLKIT_CACHE_DIR"] = str(small_disk / "cache")
+    result = toolkit("train", RECIPE, "--smoke")
+    assert result.exit_code == 2, result.output
+    line = result.output.replace("\n", "")
+    assert f"{small_disk / 'cache'}" in line and "no space left on device" in line
+    assert json.loads(next((toolkit.root / "runs").rglob("status.json")).read_text())[
+        "state"
+    ] == "failed"
+    leftovers = [p for p in small_disk.rglob("*") if p.name.endswith(".tmp")]
+    assert not leftovers, leftovers[:3]
+
+
 @pytest.fixture
 def read_only_dir(tmp_path):
     """A folder nobody may write into: a read-only tmpfs as root (root ignores modes)."""

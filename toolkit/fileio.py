@@ -46,12 +46,21 @@ def atomic_path(target: Path) -> Iterator[Path]:
         yield tmp
         os.replace(tmp, target)
     except (OSError, RuntimeError) as exc:
-        # numpy raises OSError without an errno and torch a RuntimeError on a full disk: say so.
-        if getattr(exc, "errno", None) != errno.ENOSPC and disk_full(target.parent):
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target.parent)) from exc
+        named = full_disk_error(exc, target.parent)
+        if named is not None:
+            raise named from exc
         raise
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def full_disk_error(exc: BaseException, folder: Path) -> OSError | None:
+    """A full disk, however the writer reported it (numpy: an OSError without an errno or a
+    file name; torch: a RuntimeError), as ENOSPC naming `folder`; None for other errors."""
+    code, name = getattr(exc, "errno", None), getattr(exc, "filename", None)
+    if (code == errno.ENOSPC and name is None) or (code != errno.ENOSPC and disk_full(folder)):
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(folder))
+    return None
 
 
 def disk_full(folder: Path, margin: int = 1 << 20) -> bool:
@@ -99,7 +108,13 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     tmp.chmod(DIR_MODE)
     try:
-        yield tmp
+        try:
+            yield tmp
+        except (OSError, RuntimeError) as exc:
+            named = full_disk_error(exc, target.parent)
+            if named is not None:
+                raise named from exc
+            raise
         if target.exists():
             old = target.with_name(f".{target.name}.old")
             shutil.rmtree(old, ignore_errors=True)
