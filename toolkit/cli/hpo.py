@@ -57,12 +57,22 @@ def search_cmd(
     smoke: Annotated[
         bool, typer.Option("--smoke", help="Apply the recipe's smoke block (tiny data).")
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Worker processes on the study, one thread each (PostgreSQL storage advised).",
+        ),
+    ] = 1,
+    worker: Annotated[
+        int | None, typer.Option(hidden=True, min=0, help="Run as worker I of a --workers search.")
+    ] = None,
 ) -> None:
     """Run (or continue) a study: each trial trains into runs/<recipe>/hpo/<study>/trial-N/."""
     with cli_errors():
         from toolkit.config.durations import parse_duration
         from toolkit.config.recipes import find_recipe
-        from toolkit.hpo.search import finished_trials, plan_search, run_search
+        from toolkit.hpo.search import finished_trials, optuna_study, plan_search, run_search
 
         settings = settings_from(ctx)
         budget = None
@@ -77,7 +87,15 @@ def search_cmd(
             trials=trials, storage=storage, study=study, pruning=pruning, metric=metric,
             direction=direction, epochs=epochs, timeout=budget,
         )  # fmt: skip
-        result = run_search(plan, settings, console)
+        if worker is not None:
+            _one_thread_if_asked()
+        if workers > 1:
+            from toolkit.hpo.workers import run_local_workers
+
+            run_local_workers(plan, settings, console, workers)
+            result = optuna_study(plan)
+        else:
+            result = run_search(plan, settings, console, worker=worker)
         done = finished_trials(result)
         try:
             best = result.best_trial
@@ -89,6 +107,17 @@ def search_cmd(
             f"{plan.metric} {best.value:.4f} ({best.user_attrs.get('run', '')})\n"
             f"next: toolkit hpo show {plan.study}"
         )
+
+
+def _one_thread_if_asked() -> None:
+    """A worker started with OMP_NUM_THREADS=N trains with N threads (torch reads it late)."""
+    import os
+
+    threads = os.environ.get("OMP_NUM_THREADS", "")
+    if threads.isdigit() and int(threads) > 0:
+        import torch
+
+        torch.set_num_threads(int(threads))
 
 
 @app.command("show")

@@ -13,6 +13,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import socket
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -31,9 +34,12 @@ from toolkit.engine.rundir import RunDir, recipe_runs_dir
 from toolkit.errors import DataError, RecipeError, ToolkitError, TrainingError
 from toolkit.fileio import read_json, write_json
 from toolkit.hpo.config import HpoConfig, SearchRange
+from toolkit.hpo.storage import open_storage_url, shown_url
 
 STUDY_FILE = "study.json"
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+LIVE = (*FINISHED, optuna.trial.TrialState.RUNNING)
+WORKER_SEED_STRIDE = 1000  # sampler seed = seed + trials before + 1000 * worker index
 
 
 class HpoError(ToolkitError):
@@ -173,40 +179,22 @@ def suggest(trial: optuna.Trial, key: str, spec: SearchRange) -> Any:
                                log=kind == "log_uniform")  # fmt: skip
 
 
-def open_storage_url(url: str, cfg: HpoConfig | None = None) -> optuna.storages.BaseStorage:
-    """An RDB storage (with trial heartbeats when `cfg` is given); one line if it cannot open."""
-    try:
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the retry callback is "experimental"
-            beats: dict[str, Any] = {}
-            if cfg is not None:
-                retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=cfg.max_retry)
-                beats = {
-                    "heartbeat_interval": cfg.heartbeat_interval,
-                    "grace_period": cfg.grace_period,
-                    "heartbeat_stale_trial_callback": retry,
-                }
-            return optuna.storages.RDBStorage(url, **beats)
-    except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise HpoError(f"--storage {url}: cannot open it ({type(exc).__name__}: {first})") from None
-
-
-def open_study(plan: SearchPlan, storage: optuna.storages.BaseStorage, seed: int) -> optuna.Study:
+def open_study(
+    plan: SearchPlan, storage: optuna.storages.BaseStorage, seed: int, worker: int = 0
+) -> optuna.Study:
     """Create the study or continue it; an existing study of the other direction is refused."""
     existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage=storage)}
     if plan.study in existing:
         have = existing[plan.study].direction.name.lower()
         if have != plan.direction:
             raise HpoError(
-                f"study {plan.study!r} in {plan.storage} exists with direction {have}, not "
-                f"{plan.direction}; pick another --study or drop --direction"
+                f"study {plan.study!r} in {shown_url(plan.storage)} exists with direction "
+                f"{have}, not {plan.direction}; pick another --study or drop --direction"
             )
-    # Each call (worker) samples with its own seed, so a continued study does not repeat itself.
+    # Each call samples with its own seed (seed + worker index, shifted by the trials already
+    # there), so parallel workers and a continued study do not repeat each other.
     n_before = existing[plan.study].n_trials if plan.study in existing else 0
-    sampler = optuna.samplers.TPESampler(seed=seed + n_before)
+    sampler = optuna.samplers.TPESampler(seed=seed + n_before + WORKER_SEED_STRIDE * worker)
     pruner: optuna.pruners.BasePruner = optuna.pruners.NopPruner()
     if plan.pruning:
         pruner = optuna.pruners.MedianPruner(
@@ -259,12 +247,17 @@ def make_objective(
     settings: Settings,
     console: Console,
     train_fn: Callable[..., RunDir] | None = None,
+    worker: int | None = None,
 ) -> Callable[[optuna.Trial], float]:
     """The function Optuna calls per trial: sample, resolve, train into the trial's folder."""
     if train_fn is None:
         from toolkit.engine.train import train as train_fn
 
     def objective(trial: optuna.Trial) -> float:
+        if worker is not None:
+            trial.set_user_attr("worker", {"index": worker, "pid": os.getpid(),
+                                           "host": socket.gethostname()})  # fmt: skip
+            _refuse_surplus(trial, plan.trials)
         params = {key: suggest(trial, key, spec) for key, spec in plan.hpo.space.items()}
         overrides = [*plan.sets, *(_override(k, v) for k, v in params.items())]
         if plan.epochs is not None:
@@ -302,6 +295,16 @@ def make_objective(
     return objective
 
 
+def _refuse_surplus(trial: optuna.Trial, cap: int) -> None:
+    """Two workers that checked the budget at the same moment may both start a trial: the one
+    numbered after `cap` live (finished or running) trials is failed at once, before training."""
+    ahead = [t for t in trial.study.get_trials(deepcopy=False, states=LIVE)
+             if t.number < trial.number]  # fmt: skip
+    if len(ahead) >= cap:
+        trial.set_user_attr("surplus", True)
+        raise TrialFailed(f"trial {trial.number}: {cap} trials already finished or running")
+
+
 def _short(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
@@ -310,38 +313,83 @@ def finished_trials(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=FINISHED))
 
 
-def run_search(plan: SearchPlan, settings: Settings, console: Console) -> optuna.Study:
-    """Run (or continue) the study until it holds `plan.trials` finished trials."""
+def live_trials(study: optuna.Study) -> tuple[int, int]:
+    """(finished, running) trials of the study, across every worker."""
+    trials = study.get_trials(deepcopy=False, states=LIVE)
+    running = sum(t.state == optuna.trial.TrialState.RUNNING for t in trials)
+    return len(trials) - running, running
+
+
+def prepare_study(plan: SearchPlan, settings: Settings, worker: int = 0) -> optuna.Study:
+    """Open the storage (creating its tables) and the study, and write study.json."""
     # Trials report their own outcome (one line each); Optuna's own warnings would repeat a
     # failure with its traceback before the CLI's one line.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     logging.getLogger("optuna").setLevel(logging.ERROR)
     storage = open_storage_url(plan.storage, plan.hpo)
-    study = open_study(plan, storage, settings.seed)
+    study = open_study(plan, storage, settings.seed, worker)
     plan.folder.mkdir(parents=True, exist_ok=True)
     write_json(plan.folder / STUDY_FILE, plan.record())
-    before = finished_trials(study)
-    remaining = plan.trials - before
-    if remaining <= 0:
+    return study
+
+
+def optuna_study(plan: SearchPlan) -> optuna.Study:
+    """The plan's study, as the workers left it."""
+    return optuna.load_study(study_name=plan.study, storage=open_storage_url(plan.storage))
+
+
+def run_search(
+    plan: SearchPlan, settings: Settings, console: Console, worker: int | None = None
+) -> optuna.Study:
+    """Run (or continue) the study until it holds `plan.trials` finished trials.
+
+    Several workers (`worker` = their index) may run this on one study at once: a worker starts
+    a trial only while finished + running trials stay below the cap, and otherwise waits for the
+    others' trials, failing stale ones (a killed worker's) so that their retry runs here."""
+    study = prepare_study(plan, settings, worker or 0)
+    before, _ = live_trials(study)
+    if before >= plan.trials:
         console.print(
             f"study {plan.study}: already {before} finished trials (--trials {plan.trials}); "
             "raise --trials to search further"
         )
         return study
+    who = "" if worker is None else f"worker {worker}: "
     console.print(
-        f"study [bold]{plan.study}[/] ({plan.storage}): {before} finished, running up to "
-        f"{remaining} more, {plan.direction} {plan.metric}"
+        f"{who}study [bold]{plan.study}[/] ({shown_url(plan.storage)}): {before} finished, "
+        f"running up to {plan.trials - before} more, {plan.direction} {plan.metric}"
     )
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-        study.optimize(
-            make_objective(plan, settings, console),
-            n_trials=remaining,
-            timeout=plan.timeout,
-            catch=(TrialFailed,),
-            callbacks=[optuna.study.MaxTrialsCallback(plan.trials, states=FINISHED)],
-            gc_after_trial=True,
-        )
+    objective = make_objective(plan, settings, console, worker=worker)
+    cap = optuna.study.MaxTrialsCallback(plan.trials, states=FINISHED)
+    deadline = None if plan.timeout is None else time.monotonic() + plan.timeout
+    attempts = plan.trials - before  # a worker starts at most this many trials (some may fail)
+    poll = max(1.0, min(plan.hpo.heartbeat_interval, 10))
+    waiting = False
+    while attempts > 0:
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            break
+        finished, running = live_trials(study)
+        if finished >= plan.trials:
+            break
+        if finished + running >= plan.trials:
+            if not waiting:
+                console.print(
+                    f"{who}waiting for {running} running trial(s); a killed worker's trial is "
+                    f"retried after hpo.grace_period={plan.hpo.grace_period}s without heartbeat"
+                )
+                waiting = True
+            time.sleep(poll if left is None else min(poll, max(left, 0.0)))
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)
+            continue
+        waiting = False
+        attempts -= 1
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+            study.optimize(objective, n_trials=1, timeout=left, catch=(TrialFailed,),
+                           callbacks=[cap], gc_after_trial=True)  # fmt: skip
     return study
 
 
