@@ -7,6 +7,7 @@ the Debian package (`apt-get install -y postgresql`)."""
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -72,7 +73,7 @@ class PostgresServer:
             os.chown(pw, entry.pw_uid, entry.pw_gid)
         self._run("initdb", "-D", str(data), "-U", USER, f"--pwfile={pw}", "--auth=scram-sha-256",
                   "-E", "UTF8", "--no-sync")  # fmt: skip
-        options = f"-h 127.0.0.1 -p {self.port} -k {self.folder} -F -c max_connections=50"
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.folder} -F -c max_connections=100"
         self._run("pg_ctl", "-D", str(data), "-o", options, "-l", str(self.folder / "log"),
                   "-w", "-t", "60", "start")  # fmt: skip
 
@@ -112,8 +113,6 @@ def postgres_server() -> Iterator[PostgresServer]:
         server.start()
         yield server
     finally:
-        try:
+        with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
             server.stop()
-        except (RuntimeError, subprocess.TimeoutExpired):
-            pass
         shutil.rmtree(folder, ignore_errors=True)
