@@ -363,7 +363,7 @@ def run_search(
     cap = optuna.study.MaxTrialsCallback(plan.trials, states=FINISHED)
     deadline = None if plan.timeout is None else time.monotonic() + plan.timeout
     attempts = plan.trials - before  # a worker starts at most this many trials (some may fail)
-    poll = max(1.0, min(plan.hpo.heartbeat_interval, 10))
+    poll = min(1.0, plan.hpo.heartbeat_interval)  # a cheap query; the end is seen at once
     waiting = False
     while attempts > 0:
         left = None if deadline is None else deadline - time.monotonic()
