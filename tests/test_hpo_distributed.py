@@ -175,3 +175,24 @@ def test_a_killed_worker_trial_is_retried_and_the_study_completes(toolkit, pg_ur
     folder = toolkit.root / "runs/eeg2025/c1-s4-hpo/hpo/killed"
     assert (folder / f"trial-{retry.number}" / "metrics.json").is_file()
     assert not (folder / f"trial-{victim.number}" / "metrics.json").exists()
+
+
+def test_slurm_array_of_workers_runs_one_worker_per_task(tmp_path):
+    from toolkit.config.settings import Settings
+    from toolkit.hpo.slurm_workers import plan_worker_array
+    from toolkit.slurm.resources import Resources
+
+    plan = SearchPlan(
+        recipe=RECIPE, recipe_name=RECIPE, recipe_file="x.yaml", smoke=True, sets=[],
+        study="s", storage="postgresql+psycopg://u:pw@db.example:5432/hpo", folder=tmp_path,
+        trials=4, metric="val_score", direction="minimize", pruning=False, epochs=1,
+        timeout=None, hpo=None,  # type: ignore[arg-type]
+    )  # fmt: skip
+    settings = Settings(runs_dir=tmp_path / "runs", device="cpu")
+    (job,) = plan_worker_array(plan, settings, 3, tmp_path, Resources(cpus_per_task=1)).jobs
+    text = (tmp_path / "workers.sbatch").read_text()
+    assert job.path == tmp_path / "workers.sbatch" and "#SBATCH --array=0-2" in text
+    assert "#SBATCH --cpus-per-task=1" in text and text.count("--worker ") == 3
+    for i in range(3):
+        assert f"    {i})  # hpo worker {i}" in text and f"--worker {i}" in text
+    assert "--trials 4" in text and "u:***@db.example" in text  # the title masks the password

@@ -64,6 +64,10 @@ def search_cmd(
             help="Worker processes on the study, one thread each (PostgreSQL storage advised).",
         ),
     ] = 1,
+    slurm: Annotated[
+        bool,
+        typer.Option("--slurm", help="Submit the workers as one SLURM array (a task each)."),
+    ] = False,
     worker: Annotated[
         int | None, typer.Option(hidden=True, min=0, help="Run as worker I of a --workers search.")
     ] = None,
@@ -89,6 +93,9 @@ def search_cmd(
         )  # fmt: skip
         if worker is not None:
             _one_thread_if_asked()
+        if slurm:
+            _submit_workers(plan, settings, workers)
+            return
         if workers > 1:
             from toolkit.hpo.workers import run_local_workers
 
@@ -106,6 +113,27 @@ def search_cmd(
             f"study [bold]{plan.study}[/]: {done} finished trials; best trial {best.number} "
             f"{plan.metric} {best.value:.4f} ({best.user_attrs.get('run', '')})\n"
             f"next: toolkit hpo show {plan.study}"
+        )
+
+
+def _submit_workers(plan, settings, workers: int) -> None:
+    """Create the study here (tables, study.json), then submit the array of workers."""
+    from toolkit.hpo.search import prepare_study
+    from toolkit.hpo.slurm_workers import plan_worker_array
+    from toolkit.hpo.workers import warn_sqlite
+    from toolkit.slurm.resources import Resources
+    from toolkit.slurm.sbatch import require_sbatch
+    from toolkit.slurm.submit import submit_plan
+
+    require_sbatch()
+    warn_sqlite(plan, workers, console)
+    prepare_study(plan, settings)
+    array = plan_worker_array(plan, settings, workers, Path.cwd().resolve(),
+                              Resources(cpus_per_task=1))  # fmt: skip
+    for job_id, job in submit_plan(array, settings.runs_dir):
+        console.print(
+            f"submitted job {job_id}: array of {len(job.tasks)} workers on study {plan.study} "
+            f"-> {job.path} (log {job.log}); `toolkit hpo show {plan.study}` when done"
         )
 
 
