@@ -24,10 +24,10 @@ from rich.console import Console
 from rich.table import Table
 
 from toolkit.config.recipes import find_recipe, resolve_recipe
+from toolkit.config.search_space import SearchRange
 from toolkit.config.settings import get_settings
 from toolkit.engine.rundir import RunDir
 from toolkit.engine.train import train
-from toolkit.hpo.config import SearchRange
 from toolkit.hpo.search import plan_search, run_search
 from toolkit.logs import quiet_libraries
 

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from toolkit.config.recipes import resolve_recipe
-from toolkit.hpo.config import SearchRange
+from toolkit.config.search_space import SearchRange
 from toolkit.hpo.search import HpoError, TrialMonitor, metric_key, suggest
 
 RECIPE = "eeg2025/c1-s4-hpo"

@@ -7,7 +7,7 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from toolkit.config.durations import Duration
-from toolkit.hpo.config import HpoConfig
+from toolkit.config.search_space import HpoConfig
 
 
 class StrictModel(BaseModel):

@@ -29,11 +29,11 @@ from rich.console import Console
 
 from toolkit.config.recipes import resolve_recipe
 from toolkit.config.schema import Recipe
+from toolkit.config.search_space import HpoConfig, SearchRange
 from toolkit.config.settings import Settings
 from toolkit.engine.rundir import RunDir, recipe_runs_dir
 from toolkit.errors import DataError, RecipeError, ToolkitError, TrainingError
 from toolkit.fileio import read_json, write_json
-from toolkit.hpo.config import HpoConfig, SearchRange
 from toolkit.hpo.storage import open_storage_url, shown_url
 
 STUDY_FILE = "study.json"

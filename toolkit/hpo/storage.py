@@ -12,8 +12,8 @@ from typing import Any
 
 import optuna
 
+from toolkit.config.search_space import HpoConfig
 from toolkit.errors import ToolkitError
-from toolkit.hpo.config import HpoConfig
 
 CONNECT_TIMEOUT = 10  # seconds, for a server URL without its own connect_timeout
 SQLITE_MANY_WORKERS = (
