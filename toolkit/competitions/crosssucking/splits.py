@@ -13,8 +13,9 @@ from toolkit.errors import DataError
 
 
 def video_split(events: list[ClipEvent], cfg: SplitConfig) -> tuple[list, list]:
-    """No video on both sides: StratifiedGroupKFold's first fold (GroupShuffleSplit when there
-    are too few videos per class to stratify)."""
+    """No video on both sides: the first fold of StratifiedGroupKFold with tail events on both
+    sides (tail often sits in a few videos, so a fold can miss it), else the first such draw of
+    GroupShuffleSplit; the first fold when none has (split_events then says so)."""
     from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
 
     y = np.array([e.label for e in events])
@@ -22,12 +23,17 @@ def video_split(events: list[ClipEvent], cfg: SplitConfig) -> tuple[list, list]:
     folds = max(2, round(1 / cfg.val_fraction))
     if len(set(groups)) < 2:
         raise DataError("split.kind=video: all events are in one video; use intravideo")
+    candidates: list[tuple[np.ndarray, np.ndarray]] = []
     try:
         splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=cfg.seed)
-        train_idx, val_idx = next(splitter.split(np.zeros(len(y)), y, groups))
+        candidates += list(splitter.split(np.zeros(len(y)), y, groups))
     except ValueError:
-        shuffle = GroupShuffleSplit(1, test_size=cfg.val_fraction, random_state=cfg.seed)
-        train_idx, val_idx = next(shuffle.split(np.zeros(len(y)), y, groups))
+        pass  # too few videos per class to stratify
+    shuffle = GroupShuffleSplit(20, test_size=cfg.val_fraction, random_state=cfg.seed)
+    candidates += list(shuffle.split(np.zeros(len(y)), y, groups))
+    train_idx, val_idx = next(
+        ((t, v) for t, v in candidates if y[t].any() and y[v].any()), candidates[0]
+    )
     return [events[i] for i in train_idx], [events[i] for i in val_idx]
 
 
