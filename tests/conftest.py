@@ -13,6 +13,22 @@ from toolkit.cli.main import app
 DATA = Path(__file__).parent / "data"
 REAL_METADATA = DATA / "hbn-r1-metadata"
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Parallel workers (pytest -n): one compute thread each, in this process and the toolkit
+    # processes the tests start, so the workers share the cores instead of fighting over them.
+    import torch
+
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that use the memoised smoke runs go to one worker (`--dist loadgroup`), so each
+    recipe is smoke-run once per session, not once per worker."""
+    for item in items:
+        if "smoke_runs" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("smoke-runs"))
+
 
 class Toolkit:
     """Runs `toolkit ...` through Typer's runner with TOOLKIT_* folders under one root."""
