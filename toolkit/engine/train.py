@@ -118,6 +118,8 @@ def train(
             if phase[0] == "data preparation"
             else f"the checkpoints in {run.checkpoints} are kept"
         )
+        if run.resume_checkpoint() is None and not requeued:
+            resume_hint = resume_hint.removesuffix(" --resume")  # nothing to resume: start over
         raise TrainingInterrupted(
             f"stopped by {name} during {phase[0]}; {keep}; continue with: {resume_hint}",
             signum=getattr(signal, name),
