@@ -229,7 +229,7 @@ def _fit(
         raise TrainingInterrupted(
             f"stopped by {stop.received} at epoch {epoch} (step {step}); checkpoint saved to "
             f"{run.last_checkpoint}; continue with: {resume_hint}",
-            signum=getattr(signal, stop.received),
+            signum=getattr(signal, stop.received, signal.SIGTERM),
         )
     if not trainer.is_global_zero:
         return run  # rank 0 validates, scores and writes the results
