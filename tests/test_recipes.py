@@ -132,7 +132,9 @@ def test_override_values_are_yaml():
 
 
 @pytest.mark.parametrize(
-    ("text", "seconds"), [("7h", 25200), ("30min", 1800), ("1h30m", 5400), (90, 90), ("45s", 45)]
+    ("text", "seconds"),
+    [("7h", 25200), ("30min", 1800), ("1h30m", 5400), (90, 90), ("45s", 45), ("1.5s", 1.5),
+     ("0.001s", 0.001)],
 )
 def test_durations(text, seconds):
     assert parse_duration(text).total_seconds() == seconds

@@ -39,11 +39,14 @@ def parse_duration(value: object) -> timedelta:
 
 def format_duration(value: timedelta) -> str:
     """Format a timedelta the way recipes write it (e.g. '1h30m', '45s')."""
-    total = round(value.total_seconds())
-    hours, rest = divmod(total, 3600)
+    total = value.total_seconds()
+    whole = int(total)
+    hours, rest = divmod(whole, 3600)
     minutes, seconds = divmod(rest, 60)
     text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
-    return text + (f"{seconds}s" if seconds or not text else "")
+    # keep what is below a second (1.5s, 0.001s): a saved recipe must read back the same
+    seconds_text = f"{seconds + (total - whole):.6g}" if total != whole else str(seconds)
+    return text + (f"{seconds_text}s" if seconds or total != whole or not text else "")
 
 
 Duration = Annotated[
