@@ -7,10 +7,7 @@ Usage: python benchmarks/eeg2025_inference.py [--repeats N] [--threads T]
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,22 +15,11 @@ import onnxruntime as ort
 import torch
 from rich.console import Console
 from rich.table import Table
+from timing import timed  # benchmarks/timing.py (the script folder is on sys.path)
 
 from toolkit.competitions.eeg2025.models import HarnessModel, build_backbone
 from toolkit.export.models import to_onnx, to_torchscript
 from toolkit.logs import quiet_libraries
-
-
-def timed(fn: Callable[[], object], repeats: int) -> float:
-    """Median seconds per call after two warm-up calls."""
-    for _ in range(2):
-        fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
 
 
 def main() -> None:

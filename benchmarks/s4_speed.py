@@ -8,33 +8,19 @@ Usage: python benchmarks/s4_speed.py [--repeats N] [--threads T] [--d-model D] [
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import onnxruntime as ort
 import torch
 from rich.console import Console
 from rich.table import Table
+from timing import timed  # benchmarks/timing.py (the script folder is on sys.path)
 
 from toolkit.competitions.eeg2025.models import HarnessModel, build_backbone
 from toolkit.competitions.eeg2025.s4 import S4Layer
 from toolkit.export.models import to_onnx, to_torchscript
 from toolkit.logs import quiet_libraries
-
-
-def timed(fn: Callable[[], object], repeats: int) -> float:
-    """Median seconds per call after two warm-up calls."""
-    for _ in range(2):
-        fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
 
 
 def model(name: str, args: argparse.Namespace) -> HarnessModel:

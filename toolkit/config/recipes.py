@@ -199,14 +199,20 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, value
 
 
-def _nest(key: str, value: Any) -> dict[str, Any]:
+def nested_keys(values: dict[str, Any]) -> dict[str, Any]:
+    """{"train.lr": 0.1, "model.kwargs.d_model": 64} -> {"train": {"lr": 0.1}, "model": ...}."""
     out: dict[str, Any] = {}
-    node = out
-    parts = key.split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
+    for key, value in values.items():
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
     return out
+
+
+def _nest(key: str, value: Any) -> dict[str, Any]:
+    return nested_keys({key: value})
 
 
 def set_key(

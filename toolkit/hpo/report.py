@@ -11,6 +11,7 @@ from typing import Any
 import optuna
 import yaml
 
+from toolkit.config.recipes import nested_keys
 from toolkit.fileio import atomic_path, write_text
 from toolkit.hpo.search import HpoError, open_storage_url
 
@@ -42,18 +43,6 @@ def load_study(record: dict[str, Any], storage: str | None = None) -> optuna.Stu
         raise HpoError(f"study {record['study']!r} is not in {url}") from None
 
 
-def nested(params: dict[str, Any]) -> dict[str, Any]:
-    """{"train.lr": 0.1, "model.kwargs.d_model": 64} -> {"train": {"lr": 0.1}, "model": ...}."""
-    out: dict[str, Any] = {}
-    for key, value in params.items():
-        node = out
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
-    return out
-
-
 def best_recipe_text(record: dict[str, Any], trial: optuna.trial.FrozenTrial) -> str:
     """The best parameters as a recipe: `extends:` the searched recipe, only the searched keys.
 
@@ -61,7 +50,7 @@ def best_recipe_text(record: dict[str, Any], trial: optuna.trial.FrozenTrial) ->
     `smoke:` block (applied by `toolkit run ... --smoke`), not over the full-size settings."""
     given_as_file = Path(record["recipe"]).suffix in (".yaml", ".yml")
     parent = str(Path(record["recipe_file"]).resolve()) if given_as_file else record["recipe_name"]
-    values = nested(trial.params)
+    values = nested_keys(trial.params)
     if record.get("sets"):
         values_note = f"# The search ran with: {' '.join('--set ' + s for s in record['sets'])}\n"
     else:
